@@ -1,0 +1,3 @@
+from kamikaze.cli import main
+
+main(prog_name="kamikaze")

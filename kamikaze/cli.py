@@ -1,0 +1,205 @@
+"""The command line: click commands, options and environment variables,
+output formats and exit codes. Redis work is done by Queue and the service.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from kamikaze import __version__
+from kamikaze.settings import DEFAULT_KEY, Settings
+
+T = TypeVar("T")
+log = logging.getLogger("kamikaze")
+
+PRIORITY_HELP = "PRIORITY: lower is more urgent (1 beats 5)."
+
+
+class FiniteFloat(click.ParamType):
+    name = "number"
+
+    def __init__(self, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.positive and number <= 0:
+            self.fail(f"{value!r} must be greater than 0", param, ctx)
+        return number
+
+
+_connection_options = [
+    click.option("--redis-url", envvar="KAMIKAZE_REDIS_URL", metavar="URL",
+                 help="redis://, rediss:// or unix:// URL; wins over host and port."),
+    click.option("--redis-host", envvar="KAMIKAZE_REDIS_HOST", default="localhost",
+                 show_default=True, metavar="HOST"),
+    click.option("--redis-port", envvar="KAMIKAZE_REDIS_PORT", default=6379,
+                 show_default=True, type=click.IntRange(1, 65535), metavar="PORT"),
+    click.option("--key", envvar="KAMIKAZE_KEY", default=DEFAULT_KEY, show_default=True,
+                 metavar="NAME", help="Sorted set and channel name."),
+]
+
+
+def connection_options(command: Callable[..., T]) -> Callable[..., T]:
+    """Add the connection options to a command and pass it one `settings`."""
+
+    @functools.wraps(command)
+    def with_settings(*args: Any, redis_url: str | None, redis_host: str,
+                      redis_port: int, key: str, **kwargs: Any) -> T:
+        settings = Settings(redis_url or None, redis_host, redis_port, key)
+        return command(*args, settings=settings, **kwargs)
+
+    for option in reversed(_connection_options):
+        with_settings = option(with_settings)
+    return with_settings
+
+
+def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
+    """Run async Redis work; an unreachable Redis is one line and exit 1."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except (RedisError, OSError) as exc:
+        log.debug("Redis error", exc_info=True)
+        raise click.ClickException(redis_error_line(settings, exc)) from None
+
+
+def redis_error_line(settings: Settings, exc: BaseException) -> str:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        reason = exc.__cause__ or exc.__context__ or exc
+        errno = getattr(reason, "errno", None)
+        why = os.strerror(errno) if errno else str(exc)
+        return f"cannot connect to Redis at {settings.address}: {why}"
+    return f"Redis at {settings.address} answered: {exc}"
+
+
+def echo(text: str) -> None:
+    """Print text, passing through bytes of payloads that are not UTF-8."""
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+    sys.stdout.flush()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kamikaze")
+@click.option("--loglevel", envvar="KAMIKAZE_LOGLEVEL", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                                case_sensitive=False))
+def main(loglevel: str) -> None:
+    """Prioritised packages with expiry times on a Redis queue.
+
+    The top of the queue is the live package with the LOWEST priority number
+    (priority 1 beats priority 5). `kamikaze service` calls a consumer
+    whenever the top changes or expires.
+    """
+    logging.basicConfig(
+        level=loglevel.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command(context_settings={"ignore_unknown_options": True},
+              epilog=PRIORITY_HELP)
+@click.argument("payload")
+@click.argument("ttl", type=FiniteFloat(positive=True))
+@click.argument("priority", type=FiniteFloat())
+@connection_options
+def push(payload: str, ttl: float, priority: float, settings: Settings) -> None:
+    """Add PAYLOAD, expiring in TTL seconds, with PRIORITY."""
+    from kamikaze.queue import Queue
+
+    async def work() -> None:
+        async with settings.client() as redis:
+            package = await Queue(redis, settings.key).push(payload, ttl, priority)
+        log.debug("pushed %r", package)
+
+    run_redis(settings, work)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("payload")
+@connection_options
+def remove(payload: str, settings: Settings) -> None:
+    """Remove every package whose payload is exactly PAYLOAD."""
+    from kamikaze.queue import Queue
+
+    async def work() -> int:
+        async with settings.client() as redis:
+            return await Queue(redis, settings.key).remove(payload)
+
+    removed = run_redis(settings, work)
+    log.info("removed %d package%s with payload %r", removed, "" if removed == 1 else "s", payload)
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array, top first.")
+@connection_options
+def list_(as_json: bool, settings: Settings) -> None:
+    """Show live packages, top first."""
+    from kamikaze import output
+    from kamikaze.queue import Queue
+
+    async def work() -> tuple[list[Any], float]:
+        async with settings.client() as redis:
+            queue = Queue(redis, settings.key)
+            return await queue.packages(), await queue.server_time()
+
+    packages, now = run_redis(settings, work)
+    if as_json:
+        echo(output.as_json(packages, now))
+    elif sys.stdout.isatty():
+        echo(output.table(packages, now))
+    elif packages:
+        echo(output.plain(packages, now))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("consumer_path")
+@click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--consumer-function-kwargs", metavar="JSON",
+              help="A JSON object of keyword arguments for the consumer.")
+@connection_options
+def service(consumer_path: str, consumer_args: tuple[str, ...],
+            consumer_function_kwargs: str | None, settings: Settings) -> None:
+    """Call CONSUMER_PATH (module.function) whenever the top changes.
+
+    It is called as consumer(package, *ARGS, **KWARGS): with the new top
+    package, or None when the queue is empty. Each ARG is decoded as JSON
+    when it parses (3 -> 3, true -> True), else passed as a string.
+    """
+    import asyncio
+
+    from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
+    from kamikaze.service import serve
+
+    try:
+        kwargs = decode_kwargs(consumer_function_kwargs)
+        consumer = resolve(consumer_path)
+    except ConsumerError as exc:
+        log.debug("consumer error", exc_info=True)
+        raise click.UsageError(str(exc)) from None
+    runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
+    asyncio.run(serve(settings, runner))
+
+
+@main.command()
+def version() -> None:
+    """Print the version (as 0.1.x did)."""
+    click.echo(__version__)

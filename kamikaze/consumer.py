@@ -1,0 +1,116 @@
+"""Consumers: resolving a dotted path, decoding CLI arguments, and the Runner
+that calls a plain function inline or runs a coroutine as a cancellable task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kamikaze.package import Package
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE = 1.0  # seconds a cancelled consumer task may take to finish
+
+
+class ConsumerError(ValueError):
+    """A consumer path or its arguments cannot be used."""
+
+
+def resolve(path: str) -> Callable[..., Any]:
+    """Import `module.attribute` (the current directory is importable)."""
+    if "." not in path.strip(".") and ":" not in path:
+        raise ConsumerError(f"consumer {path!r} is not of the form module.function")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        consumer = pkgutil.resolve_name(path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConsumerError(f"cannot import consumer {path!r}: {exc}") from exc
+    except Exception as exc:  # the module itself failed while importing
+        raise ConsumerError(
+            f"cannot import consumer {path!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not callable(consumer):
+        raise ConsumerError(f"consumer {path!r} is not callable")
+    return consumer  # type: ignore[no-any-return]
+
+
+def decode_arg(text: str) -> Any:
+    """A CLI argument as JSON when it parses (`3` -> 3, `true` -> True), else as is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def decode_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        kwargs = json.loads(text)
+    except ValueError as exc:
+        raise ConsumerError(f"consumer kwargs {text!r} are not valid JSON: {exc}") from exc
+    if not isinstance(kwargs, dict):
+        raise ConsumerError(f"consumer kwargs {text!r} are not a JSON object")
+    return kwargs
+
+
+class Runner:
+    """Calls the consumer with each new top.
+
+    A plain function runs inline and the service waits for it; a coroutine
+    runs as a task, cancelled when the top changes before the next call.
+    """
+
+    def __init__(
+        self,
+        consumer: Callable[..., Any],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.args = tuple(args)
+        self.kwargs = kwargs or {}
+        self.task: asyncio.Task[Any] | None = None
+
+    async def deliver(self, package: Package | None) -> None:
+        await self.cancel()
+        log.debug("calling consumer with %r", package)
+        try:
+            result = self.consumer(package, *self.args, **self.kwargs)
+        except Exception:
+            log.exception("consumer raised on %r", package)
+            return
+        if inspect.isawaitable(result):
+            self.task = asyncio.ensure_future(result)
+            self.task.add_done_callback(_log_outcome)
+
+    async def cancel(self) -> None:
+        """Cancel a running consumer task and wait (briefly) until it has stopped."""
+        task, self.task = self.task, None
+        if task is None or task.done():
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        if not done:
+            log.warning(
+                "consumer task ignored cancellation for %.1f s; going on without it",
+                CANCEL_GRACE,
+            )
+
+
+def _log_outcome(task: asyncio.Task[Any]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("consumer raised", exc_info=exc)

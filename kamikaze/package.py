@@ -1,0 +1,106 @@
+"""The package: one queue entry, and the member format of SPEC §1.
+
+A member is ``<expire_time>:<payload>``; the payload is everything after the
+first colon and an empty ``expire_time`` means the package never expires.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+
+# The same rule as parse_expiry() in lua/common.lua: a plain decimal number,
+# optionally with an exponent; no "nan", "inf", hex, spaces or underscores.
+_EXPIRY = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+class UnparseableMember(ValueError):
+    """A sorted-set member that is not ``<expire_time>:<payload>``."""
+
+
+def encode_member(payload: str, expire_time: float | None) -> str:
+    """The member string for a payload; six decimals keep ties ordered by expiry."""
+    if expire_time is None:
+        return f":{payload}"
+    return f"{expire_time:.6f}:{payload}"
+
+
+def parse_expiry(text: str) -> float | None:
+    """Parse the part before the first colon; None means 'never expires'."""
+    if text == "":
+        return None
+    if not _EXPIRY.fullmatch(text):
+        raise UnparseableMember(f"expire time {text!r} is not a number")
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnparseableMember(f"expire time {text!r} is not finite")
+    return value
+
+
+def as_text(member: str | bytes) -> str:
+    """Members are bytes on the wire; surrogateescape keeps any byte round-trippable."""
+    if isinstance(member, bytes):
+        return member.decode("utf-8", "surrogateescape")
+    return member
+
+
+def as_bytes(member: str) -> bytes:
+    return member.encode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True, eq=False)
+class Package:
+    """A prioritised payload with an optional expiry: the 0.1.x interface."""
+
+    payload: str
+    score: float
+    expire_time: float | None
+    raw_entry: str
+
+    @classmethod
+    def create(cls, payload: str, priority: float, expire_time: float | None) -> Package:
+        return cls(payload, float(priority), expire_time, encode_member(payload, expire_time))
+
+    @classmethod
+    def from_member(cls, member: str | bytes, score: float | str | bytes) -> Package:
+        """Decode a sorted-set entry; raises UnparseableMember for someone else's data."""
+        raw_entry = as_text(member)
+        expire_text, colon, payload = raw_entry.partition(":")
+        if not colon:
+            raise UnparseableMember(f"member {raw_entry!r} has no colon")
+        return cls(payload, float(score), parse_expiry(expire_text), raw_entry)
+
+    @property
+    def priority(self) -> float:
+        return self.score
+
+    @property
+    def member(self) -> bytes:
+        """The exact bytes of the member in Redis."""
+        return as_bytes(self.raw_entry)
+
+    def ttl(self, now: float | None = None) -> float | None:
+        """Seconds left until expiry (negative once expired); None if it never expires."""
+        if self.expire_time is None:
+            return None
+        return self.expire_time - (time.time() if now is None else now)
+
+    def expired(self, now: float | None = None) -> bool:
+        ttl = self.ttl(now)
+        return ttl is not None and ttl <= 0
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Package):
+            return NotImplemented
+        return self.raw_entry == other.raw_entry and self.score == other.score
+
+    def __hash__(self) -> int:
+        return hash((self.raw_entry, self.score))
+
+    def __repr__(self) -> str:
+        return (
+            f"Package(payload={self.payload!r}, priority={self.score!r}, "
+            f"expire_time={self.expire_time!r})"
+        )

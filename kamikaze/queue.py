@@ -1,0 +1,162 @@
+"""Queue: the async API over one queue key, shared by the CLI and the service.
+
+Every write is one Lua script (kamikaze/lua/) that changes the sorted set and
+publishes the change signal together, with expiry from the server's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from kamikaze.package import Package, UnparseableMember, as_bytes, as_text
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+log = logging.getLogger(__name__)
+
+TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
+REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove.lua call
+PAGE_SIZE = 2000  # members per ZRANGE page when listing
+_GLOB_SPECIALS = frozenset(b"*?[]\\")
+
+
+@cache
+def script_source(name: str) -> str:
+    lua = files("kamikaze") / "lua"
+    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def glob_escape(payload: bytes) -> bytes:
+    """Escape a payload for ZSCAN MATCH so it matches only itself."""
+    return b"".join(b"\\" + bytes([b]) if b in _GLOB_SPECIALS else bytes([b]) for b in payload)
+
+
+def check_ttl(ttl: float | None) -> None:
+    if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"TTL must be a finite number of seconds > 0, not {ttl!r}")
+
+
+def check_priority(priority: float) -> None:
+    if not math.isfinite(priority):
+        raise ValueError(f"priority must be a finite number, not {priority!r}")
+
+
+@dataclass(frozen=True)
+class TopReading:
+    """The live top (None: queue empty) and the server's clock when it was read."""
+
+    top: Package | None
+    server_time: float
+
+    def seconds_to_expiry(self) -> float | None:
+        if self.top is None or self.top.expire_time is None:
+            return None
+        return max(0.0, self.top.expire_time - self.server_time)
+
+
+class Queue:
+    """Prioritised packages with expiry times on one Redis sorted set.
+
+    Lower score = higher priority: the top is the live package with the lowest score.
+    """
+
+    def __init__(self, redis: Redis, key: str = "kamikaze") -> None:
+        self.redis = redis
+        self.key = key
+        self._scripts: dict[str, AsyncScript] = {}
+        self._warned: set[str] = set()
+
+    def _script(self, name: str) -> AsyncScript:
+        if name not in self._scripts:
+            self._scripts[name] = self.redis.register_script(script_source(name))
+        return self._scripts[name]
+
+    async def push(self, payload: str, ttl: float | None, priority: float) -> Package:
+        """Add one package; ttl None means it never expires."""
+        (package,) = await self.push_many([(payload, ttl, priority)])
+        return package
+
+    async def push_many(
+        self, items: Iterable[tuple[str, float | None, float]]
+    ) -> list[Package]:
+        """Add packages in one atomic call with one change signal."""
+        items = list(items)
+        argv: list[Any] = []
+        for payload, ttl, priority in items:
+            check_ttl(ttl)
+            check_priority(priority)
+            argv += [as_bytes(payload), "" if ttl is None else repr(float(ttl)), repr(float(priority))]
+        if not items:
+            return []
+        expire_texts = await self._script("push")(keys=[self.key], args=argv)
+        return [
+            Package.from_member(f"{as_text(text)}:{payload}", priority)
+            for (payload, _, priority), text in zip(items, expire_texts)
+        ]
+
+    async def remove(self, payload: str) -> int:
+        """Remove every package whose payload is exactly `payload`; returns the count."""
+        exact = as_bytes(payload)
+        pattern = b"*:" + glob_escape(exact)
+        script = self._script("remove")
+        cursor: bytes | int = 0
+        removed = 0
+        while True:
+            cursor, count = await script(
+                keys=[self.key], args=[cursor, pattern, exact, REMOVE_SCAN_COUNT]
+            )
+            removed += count
+            if int(cursor) == 0:
+                return removed
+
+    async def top(self) -> TopReading:
+        """Read the live top, deleting expired packages above it on the way."""
+        script = self._script("top")
+        rank = 0
+        while True:
+            sec, usec, _removed, skipped, more, *entry = await script(
+                keys=[self.key], args=[rank, TOP_BUDGET]
+            )
+            self._warn_unparseable(skipped)
+            rank += len(skipped)
+            if not more:
+                server_time = int(sec) + int(usec) / 1_000_000
+                top = Package.from_member(entry[0], entry[1]) if entry else None
+                return TopReading(top, server_time)
+
+    async def server_time(self) -> float:
+        sec, usec = await self.redis.time()
+        return float(sec) + usec / 1_000_000
+
+    async def packages(self) -> list[Package]:
+        """Live packages, top first (read-only: expired ones are left for the service)."""
+        now = await self.server_time()
+        live: list[Package] = []
+        for start in range(0, await self.redis.zcard(self.key), PAGE_SIZE):
+            page = await self.redis.zrange(self.key, start, start + PAGE_SIZE - 1, withscores=True)
+            live += (p for p in self._decode(page) if not p.expired(now))
+        return live
+
+    def _decode(self, entries: Sequence[tuple[bytes, float]]) -> Iterable[Package]:
+        for member, score in entries:
+            try:
+                yield Package.from_member(member, score)
+            except UnparseableMember:
+                self._warn_unparseable([member])
+
+    def _warn_unparseable(self, members: Iterable[bytes]) -> None:
+        for member in members:
+            text = as_text(member)
+            if text not in self._warned:
+                if len(self._warned) >= 10_000:
+                    self._warned.clear()
+                self._warned.add(text)
+                log.warning("skipping member %r of %s: not <expire_time>:<payload>", text, self.key)

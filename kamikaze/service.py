@@ -1,0 +1,122 @@
+"""The service: the Watcher follows the queue's top and hands each change to
+the Runner; it reconnects on its own whenever Redis goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from kamikaze.queue import Queue, TopReading
+
+if TYPE_CHECKING:
+    from redis.asyncio.client import PubSub
+
+    from kamikaze.consumer import Runner
+    from kamikaze.package import Package
+    from kamikaze.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IDLE_RECHECK = 5.0  # seconds between reads of the top when no signal arrives
+SUBSCRIBE_TIMEOUT = 5.0
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 5.0
+_UNSET = object()
+
+
+class Watcher:
+    """Waits for a change signal or the top's expire time, then reads the top."""
+
+    def __init__(self, settings: Settings, runner: Runner) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.last_top: Package | None | object = _UNSET
+
+    async def run(self) -> None:
+        """Run until cancelled; never returns because Redis went away."""
+        from redis.backoff import ExponentialWithJitterBackoff
+        from redis.exceptions import ConnectionError, TimeoutError
+
+        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
+        failures = 0
+        lost_at = 0.0
+        while True:
+            client = self.settings.client()
+            try:
+                async with client.pubsub() as pubsub:
+                    await self._subscribe(pubsub)
+                    if failures:
+                        log.info(
+                            "reconnected to Redis at %s after %.1f s",
+                            self.settings.address,
+                            time.monotonic() - lost_at,
+                        )
+                    failures = 0
+                    await self._follow(Queue(client, self.settings.key), pubsub)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                if not failures:
+                    lost_at = time.monotonic()
+                    log.error(
+                        "lost Redis at %s (%s); reconnecting", self.settings.address, exc
+                    )
+                failures += 1
+                await asyncio.sleep(backoff.compute(failures))
+            finally:
+                await client.aclose()
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        # Subscribe (and see it confirmed) before the first read of the top,
+        # so that a change between the two still wakes us.
+        await pubsub.subscribe(self.settings.key)
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(timeout=deadline - time.monotonic())
+            if message and message["type"] == "subscribe":
+                return
+        raise TimeoutError("no confirmation of SUBSCRIBE")
+
+    async def _follow(self, queue: Queue, pubsub: PubSub) -> None:
+        while True:
+            reading = await queue.top()
+            await self._deliver_if_changed(reading)
+            wait = reading.seconds_to_expiry()
+            await _wait_for_signal(pubsub, IDLE_RECHECK if wait is None else min(wait, IDLE_RECHECK))
+
+    async def _deliver_if_changed(self, reading: TopReading) -> None:
+        if reading.top != self.last_top or self.last_top is _UNSET:
+            self.last_top = reading.top
+            await self.runner.deliver(reading.top)
+
+
+async def _wait_for_signal(pubsub: PubSub, timeout: float) -> None:
+    """Wait for a change signal (or the timeout), then drain queued ones."""
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+    while message is not None:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+
+
+async def serve(settings: Settings, runner: Runner) -> None:
+    """Run the watcher until SIGTERM or SIGINT, then stop the consumer and return."""
+    loop = asyncio.get_running_loop()
+    watcher = asyncio.current_task()
+    assert watcher is not None
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("received %s, shutting down", signum.name)
+        watcher.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    log.info("watching %s at %s", settings.key, settings.address)
+    try:
+        await Watcher(settings, runner).run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await runner.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
