@@ -60,6 +60,10 @@ def connection_options(command: Callable[..., T]) -> Callable[..., T]:
     def with_settings(*args: Any, redis_url: str | None, redis_host: str,
                       redis_port: int, key: str, **kwargs: Any) -> T:
         settings = Settings(redis_url or None, redis_host, redis_port, key)
+        try:
+            settings.check()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--redis-url'") from None
         return command(*args, settings=settings, **kwargs)
 
     for option in reversed(_connection_options):
@@ -86,14 +90,17 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         reason = exc.__cause__ or exc.__context__ or exc
         errno = getattr(reason, "errno", None)
-        why = os.strerror(errno) if errno else str(exc)
+        if isinstance(errno, int) and errno > 0:
+            why = os.strerror(errno)
+        else:
+            why = getattr(reason, "strerror", None) or str(reason)
         return f"cannot connect to Redis at {settings.address}: {why}"
     return f"Redis at {settings.address} answered: {exc}"
 
 
-def echo(text: str) -> None:
-    """Print text, passing through bytes of payloads that are not UTF-8."""
-    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape") + b"\n")
+def echo(text: str, errors: str = "surrogateescape") -> None:
+    """Print text; by default bytes of payloads that are not UTF-8 pass through."""
+    sys.stdout.buffer.write(text.encode("utf-8", errors) + b"\n")
     sys.stdout.flush()
 
 
@@ -163,7 +170,8 @@ def list_(as_json: bool, settings: Settings) -> None:
 
     packages, now = run_redis(settings, work)
     if as_json:
-        echo(output.as_json(packages, now))
+        # Lone surrogates (non-UTF-8 bytes) become JSON escapes: the output stays UTF-8.
+        echo(output.as_json(packages, now), errors="backslashreplace")
     elif sys.stdout.isatty():
         echo(output.table(packages, now))
     elif packages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 
@@ -51,16 +52,21 @@ def plain(packages: Sequence[Package], now: float) -> str:
     return "\n".join("\t".join(row) for row in rows(packages, now, for_terminal=False))
 
 
+def _json_number(value: float | None) -> str:
+    # JSON has no infinity; 1e999 is valid JSON and reads back as infinity.
+    if value is None:
+        return "null"
+    if math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"
+    return json.dumps(value)
+
+
 def as_json(packages: Sequence[Package], now: float) -> str:
-    return json.dumps(
-        [
-            {
-                "payload": p.payload,
-                "priority": p.score,
-                "expire_time": p.expire_time,
-                "ttl": p.ttl(now),
-            }
-            for p in packages
-        ],
-        ensure_ascii=False,
-    )
+    """One JSON array of {payload, priority, expire_time, ttl}, top first."""
+    return "[" + ", ".join(
+        f'{{"payload": {json.dumps(p.payload, ensure_ascii=False)}, '
+        f'"priority": {_json_number(p.score)}, '
+        f'"expire_time": {_json_number(p.expire_time)}, '
+        f'"ttl": {_json_number(p.ttl(now))}}}'
+        for p in packages
+    ) + "]"

@@ -28,21 +28,44 @@ class Settings:
         if not self.redis_url:
             return f"{self.redis_host}:{self.redis_port}"
         url = urlsplit(self.redis_url)
+        if not url.scheme or not url.netloc and url.scheme != "unix":
+            return self.redis_url
         if url.scheme == "unix":
             return url.path
         host = url.hostname or "localhost"
         return f"{url.scheme}://{host}:{url.port or 6379}"
 
+    def check(self) -> None:
+        """Raise ValueError, naming it, if the URL is not one redis-py can use."""
+        if not self.redis_url:
+            return
+        from redis.asyncio.connection import parse_url
+
+        try:
+            parse_url(self.redis_url)
+            urlsplit(self.redis_url).port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"{self._address_for_error()}: {exc}") from None
+
+    def _address_for_error(self) -> str:
+        try:
+            return repr(self.address)
+        except ValueError:  # a port that is not a number
+            return "the Redis URL"
+
     def client(self) -> Redis:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
 
+        options = {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            # One quick retry for a blip; the service has its own reconnect loop.
+            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        }
         if self.redis_url:
-            return Redis.from_url(self.redis_url, socket_connect_timeout=CONNECT_TIMEOUT)
-        return Redis(
-            host=self.redis_host,
-            port=self.redis_port,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-        )
+            return Redis.from_url(self.redis_url, **options)
+        return Redis(host=self.redis_host, port=self.redis_port, **options)
 
 
 def companion_key(key: str, suffix: str) -> str:

