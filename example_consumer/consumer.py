@@ -1,7 +1,7 @@
 """The 0.1.x example consumers, under their 0.1.x names.
 
-    kamikaze service example_consumer.consumer.blocking_consumer_func
-    kamikaze service example_consumer.consumer.yielding_consumer_func
+kamikaze service example_consumer.consumer.blocking_consumer_func
+kamikaze service example_consumer.consumer.yielding_consumer_func
 """
 
 import asyncio

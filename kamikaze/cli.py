@@ -29,7 +29,9 @@ class FiniteFloat(click.ParamType):
     def __init__(self, positive: bool = False) -> None:
         self.positive = positive
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -42,14 +44,35 @@ class FiniteFloat(click.ParamType):
 
 
 _connection_options = [
-    click.option("--redis-url", envvar="KAMIKAZE_REDIS_URL", metavar="URL",
-                 help="redis://, rediss:// or unix:// URL; wins over host and port."),
-    click.option("--redis-host", envvar="KAMIKAZE_REDIS_HOST", default="localhost",
-                 show_default=True, metavar="HOST"),
-    click.option("--redis-port", envvar="KAMIKAZE_REDIS_PORT", default=6379,
-                 show_default=True, type=click.IntRange(1, 65535), metavar="PORT"),
-    click.option("--key", envvar="KAMIKAZE_KEY", default=DEFAULT_KEY, show_default=True,
-                 metavar="NAME", help="Sorted set and channel name."),
+    click.option(
+        "--redis-url",
+        envvar="KAMIKAZE_REDIS_URL",
+        metavar="URL",
+        help="redis://, rediss:// or unix:// URL; wins over host and port.",
+    ),
+    click.option(
+        "--redis-host",
+        envvar="KAMIKAZE_REDIS_HOST",
+        default="localhost",
+        show_default=True,
+        metavar="HOST",
+    ),
+    click.option(
+        "--redis-port",
+        envvar="KAMIKAZE_REDIS_PORT",
+        default=6379,
+        show_default=True,
+        type=click.IntRange(1, 65535),
+        metavar="PORT",
+    ),
+    click.option(
+        "--key",
+        envvar="KAMIKAZE_KEY",
+        default=DEFAULT_KEY,
+        show_default=True,
+        metavar="NAME",
+        help="Sorted set and channel name.",
+    ),
 ]
 
 
@@ -57,8 +80,9 @@ def connection_options(command: Callable[..., T]) -> Callable[..., T]:
     """Add the connection options to a command and pass it one `settings`."""
 
     @functools.wraps(command)
-    def with_settings(*args: Any, redis_url: str | None, redis_host: str,
-                      redis_port: int, key: str, **kwargs: Any) -> T:
+    def with_settings(
+        *args: Any, redis_url: str | None, redis_host: str, redis_port: int, key: str, **kwargs: Any
+    ) -> T:
         settings = Settings(redis_url or None, redis_host, redis_port, key)
         try:
             settings.check()
@@ -106,9 +130,13 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kamikaze")
-@click.option("--loglevel", envvar="KAMIKAZE_LOGLEVEL", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                                case_sensitive=False))
+@click.option(
+    "--loglevel",
+    envvar="KAMIKAZE_LOGLEVEL",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+)
 def main(loglevel: str) -> None:
     """Prioritised packages with expiry times on a Redis queue.
 
@@ -122,8 +150,7 @@ def main(loglevel: str) -> None:
     )
 
 
-@main.command(context_settings={"ignore_unknown_options": True},
-              epilog=PRIORITY_HELP)
+@main.command(context_settings={"ignore_unknown_options": True}, epilog=PRIORITY_HELP)
 @click.argument("payload")
 @click.argument("ttl", type=FiniteFloat(positive=True))
 @click.argument("priority", type=FiniteFloat())
@@ -181,11 +208,18 @@ def list_(as_json: bool, settings: Settings) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("consumer_path")
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--consumer-function-kwargs", metavar="JSON",
-              help="A JSON object of keyword arguments for the consumer.")
+@click.option(
+    "--consumer-function-kwargs",
+    metavar="JSON",
+    help="A JSON object of keyword arguments for the consumer.",
+)
 @connection_options
-def service(consumer_path: str, consumer_args: tuple[str, ...],
-            consumer_function_kwargs: str | None, settings: Settings) -> None:
+def service(
+    consumer_path: str,
+    consumer_args: tuple[str, ...],
+    consumer_function_kwargs: str | None,
+    settings: Settings,
+) -> None:
     """Call CONSUMER_PATH (module.function) whenever the top changes.
 
     It is called as consumer(package, *ARGS, **KWARGS): with the new top

@@ -42,7 +42,7 @@ def table(packages: Sequence[Package], now: float) -> str:
     lines = [HEADERS, *rows(packages, now, for_terminal=True)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
     return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     )
 
@@ -63,10 +63,14 @@ def _json_number(value: float | None) -> str:
 
 def as_json(packages: Sequence[Package], now: float) -> str:
     """One JSON array of {payload, priority, expire_time, ttl}, top first."""
-    return "[" + ", ".join(
-        f'{{"payload": {json.dumps(p.payload, ensure_ascii=False)}, '
-        f'"priority": {_json_number(p.score)}, '
-        f'"expire_time": {_json_number(p.expire_time)}, '
-        f'"ttl": {_json_number(p.ttl(now))}}}'
-        for p in packages
-    ) + "]"
+    return (
+        "["
+        + ", ".join(
+            f'{{"payload": {json.dumps(p.payload, ensure_ascii=False)}, '
+            f'"priority": {_json_number(p.score)}, '
+            f'"expire_time": {_json_number(p.expire_time)}, '
+            f'"ttl": {_json_number(p.ttl(now))}}}'
+            for p in packages
+        )
+        + "]"
+    )

@@ -84,22 +84,24 @@ class Queue:
         (package,) = await self.push_many([(payload, ttl, priority)])
         return package
 
-    async def push_many(
-        self, items: Iterable[tuple[str, float | None, float]]
-    ) -> list[Package]:
+    async def push_many(self, items: Iterable[tuple[str, float | None, float]]) -> list[Package]:
         """Add packages in one atomic call with one change signal."""
         items = list(items)
         argv: list[Any] = []
         for payload, ttl, priority in items:
             check_ttl(ttl)
             check_priority(priority)
-            argv += [as_bytes(payload), "" if ttl is None else repr(float(ttl)), repr(float(priority))]
+            argv += [
+                as_bytes(payload),
+                "" if ttl is None else repr(float(ttl)),
+                repr(float(priority)),
+            ]
         if not items:
             return []
         expire_texts = await self._script("push")(keys=[self.key], args=argv)
         return [
             Package.from_member(f"{as_text(text)}:{payload}", priority)
-            for (payload, _, priority), text in zip(items, expire_texts)
+            for (payload, _, priority), text in zip(items, expire_texts, strict=True)
         ]
 
     async def remove(self, payload: str) -> int:

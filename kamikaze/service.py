@@ -34,7 +34,7 @@ class Watcher:
     def __init__(self, settings: Settings, runner: Runner) -> None:
         self.settings = settings
         self.runner = runner
-        self.last_top: Package | None | object = _UNSET
+        self.last_top: Package | object | None = _UNSET
 
     async def run(self) -> None:
         """Run until cancelled; never returns because Redis went away."""
@@ -60,9 +60,7 @@ class Watcher:
             except (ConnectionError, TimeoutError, OSError) as exc:
                 if not failures:
                     lost_at = time.monotonic()
-                    log.error(
-                        "lost Redis at %s (%s); reconnecting", self.settings.address, exc
-                    )
+                    log.error("lost Redis at %s (%s); reconnecting", self.settings.address, exc)
                 failures += 1
                 await asyncio.sleep(backoff.compute(failures))
             finally:
@@ -84,7 +82,9 @@ class Watcher:
             reading = await queue.top()
             await self._deliver_if_changed(reading)
             wait = reading.seconds_to_expiry()
-            await _wait_for_signal(pubsub, IDLE_RECHECK if wait is None else min(wait, IDLE_RECHECK))
+            await _wait_for_signal(
+                pubsub, IDLE_RECHECK if wait is None else min(wait, IDLE_RECHECK)
+            )
 
     async def _deliver_if_changed(self, reading: TopReading) -> None:
         if reading.top != self.last_top or self.last_top is _UNSET:

@@ -28,7 +28,7 @@ class Settings:
         if not self.redis_url:
             return f"{self.redis_host}:{self.redis_port}"
         url = urlsplit(self.redis_url)
-        if not url.scheme or not url.netloc and url.scheme != "unix":
+        if not url.scheme or (not url.netloc and url.scheme != "unix"):
             return self.redis_url
         if url.scheme == "unix":
             return url.path
@@ -79,5 +79,7 @@ def companion_key(key: str, suffix: str) -> str:
     if start >= 0 and end > start + 1:
         return f"{key}:{suffix}"
     if "}" in key:
-        raise ValueError(f"key {key!r} contains '}}' but no hash tag: give it one, e.g. '{{{key}}}'")
+        raise ValueError(
+            f"key {key!r} contains '}}' but no hash tag: give it one, e.g. '{{{key}}}'"
+        )
     return f"{{{key}}}:{suffix}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -53,9 +54,12 @@ class RunningService:
     task: asyncio.Task[None]
 
 
-async def start_watcher(settings: Settings, consumer: Callable[..., Any],
-                        args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-                        ) -> tuple[Runner, asyncio.Task[None]]:
+async def start_watcher(
+    settings: Settings,
+    consumer: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> tuple[Runner, asyncio.Task[None]]:
     runner = Runner(consumer, args, kwargs)
     task = asyncio.create_task(Watcher(settings, runner).run())
     return runner, task
@@ -63,10 +67,8 @@ async def start_watcher(settings: Settings, consumer: Callable[..., Any],
 
 async def stop(task: asyncio.Task[None], runner: Runner | None = None) -> None:
     task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)  # bounded: a hang here is a failure, not a stuck run
     if runner is not None:
         await runner.cancel()
 

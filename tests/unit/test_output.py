@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from kamikaze import output
 from kamikaze.package import Package
 
