@@ -1,0 +1,202 @@
+"""The CLI as a real process against a real Redis: SPEC §1-§3 end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kamikaze.settings import Settings
+from tests.integration.processes import Service, kamikaze_env, run
+from tests.servers import free_port
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    assert settings.redis_url
+    return kamikaze_env(settings.redis_url, settings.key)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.kill()
+
+
+def test_push_list_remove(env: dict[str, str]) -> None:
+    assert run("push", "later", "100", "5", env=env).returncode == 0
+    assert run("push", "a:b:c", "100", "1", env=env).returncode == 0
+    assert run("push", "negative", "100", "-3", env=env).returncode == 0
+    listed = run("list", env=env)
+    assert listed.returncode == 0
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [row[1] for row in rows] == ["negative", "a:b:c", "later"]
+    assert [row[0] for row in rows] == ["-3.0", "1.0", "5.0"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", row[2]) for row in rows)
+    assert all(99 < float(row[3]) <= 100 for row in rows)
+
+    removed = run("remove", "a:b:c", env=env)
+    assert removed.returncode == 0
+    assert "removed 1 package" in removed.stderr
+    payloads = [p["payload"] for p in json.loads(run("list", "--json", env=env).stdout)]
+    assert payloads == ["negative", "later"]
+    assert run("remove", "nothing-like-it", env=env).returncode == 0
+
+
+def test_list_json_fields(env: dict[str, str]) -> None:
+    run("push", "job", "50", "2.5", env=env)
+    (package,) = json.loads(run("list", "--json", env=env).stdout)
+    assert package["payload"] == "job" and package["priority"] == 2.5
+    assert 49 < package["ttl"] <= 50
+    assert abs(package["expire_time"] - time.time() - package["ttl"]) < 1
+
+
+async def test_push_writes_the_zero_one_format_from_the_server_clock(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    run("push", "payload", "30", "7", env=env)
+    ((member, score),) = await redis.zrange(settings.key, 0, -1, withscores=True)
+    assert re.fullmatch(rb"\d+\.\d{6}:payload", member)
+    # 0.1.x's own parsing: split at the first colon, float() the rest.
+    expire_time, payload = member.decode().split(":", 1)
+    seconds, micros = await redis.time()
+    assert payload == "payload" and score == 7.0
+    assert abs(float(expire_time) - (seconds + micros / 1e6 + 30)) < 2
+
+
+async def test_zero_one_data_is_listed_and_removed(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    now = time.time()
+    (
+        await redis.zadd(
+            settings.key,
+            {
+                f"{now + 100}:old-five": 5.0,
+                f"{now + 100}:old-one": 1.0,
+                f"{now - 5}:old-expired": 0.0,
+            },
+        )
+    )
+    payloads = [p["payload"] for p in json.loads(run("list", "--json", env=env).stdout)]
+    assert payloads == ["old-one", "old-five"]
+    run("remove", "old-one", env=env)
+    assert (await redis.zrange(settings.key, 0, -1)) == [
+        f"{now - 5}:old-expired".encode(),
+        f"{now + 100}:old-five".encode(),
+    ]
+
+
+async def test_bad_input_changes_nothing(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    for args in (
+        ["push", "x", "nan", "1"],
+        ["push", "x", "0", "1"],
+        ["push", "x", "1", "inf"],
+        ["push", "x", "ten", "1"],
+    ):
+        result = run(*args, env=env)
+        assert result.returncode == 2, args
+        assert "Traceback" not in result.stderr
+    assert (await redis.exists(settings.key)) == 0
+
+
+def test_unreachable_redis_is_one_line_and_exit_1() -> None:
+    port = free_port()
+    env = kamikaze_env(f"redis://127.0.0.1:{port}/0", "k")
+    for args in (["push", "x", "1", "1"], ["remove", "x"], ["list"]):
+        result = run(*args, env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"Error: cannot connect to Redis at redis://127.0.0.1:{port}: Connection refused"
+        ]
+
+
+def test_service_follows_the_top_and_exits_0_on_sigterm(
+    env: dict[str, str], services: list[Service]
+) -> None:
+    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
+    services.append(service)
+    service.expect("Queue is empty")
+    run("push", "first", "100", "5", env=env)
+    service.expect("Consuming 'first'")
+    run("push", "urgent", "100", "1", env=env)
+    service.expect("Consuming 'urgent'")
+    run("remove", "urgent", env=env)
+    service.expect("Consuming 'first'")
+    code, took = service.stop(signal.SIGTERM)
+    assert code == 0 and took < 2, (code, took)
+    assert not any("Traceback" in line for line in service.lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_service_cancels_a_running_coroutine_and_exits_0(
+    env: dict[str, str], services: list[Service], sig: int
+) -> None:
+    run("push", "slow", "100", "1", env=env)
+    service = Service("service", "example_consumer.consumer.yielding_consumer_func", "30", env=env)
+    services.append(service)
+    service.expect("'slow': 1/30 s")
+    code, took = service.stop(sig)
+    assert code == 0 and took < 2, (code, took)
+
+
+def test_service_imports_the_consumer_from_the_current_directory(
+    env: dict[str, str], services: list[Service], tmp_path: Path
+) -> None:
+    (tmp_path / "my_consumer.py").write_text(
+        textwrap.dedent("""
+        import json
+
+        def record(package, *args, **kwargs):
+            payload = None if package is None else package.payload
+            print("CALLED", json.dumps([payload, args, kwargs]), flush=True)
+    """)
+    )
+    service = Service(
+        "service",
+        "my_consumer.record",
+        "3",
+        "true",
+        '"3"',
+        "text",
+        "--consumer-function-kwargs",
+        '{"k": [1]}',
+        env=env,
+        cwd=tmp_path,
+    )
+    services.append(service)
+    line = service.expect("CALLED")
+    assert json.loads(line.split("CALLED ", 1)[1]) == [None, [3, True, "3", "text"], {"k": [1]}]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["no_such_module.func", "example_consumer.consumer.nope", "example_consumer.consumer.asyncio"],
+)
+def test_service_with_a_bad_consumer_exits_2(env: dict[str, str], path: str) -> None:
+    result = run("service", path, env=env)
+    assert result.returncode == 2
+    assert path in result.stderr and "Traceback" not in result.stderr
+
+
+def test_service_keeps_retrying_while_redis_is_unreachable(services: list[Service]) -> None:
+    port = free_port()
+    env = kamikaze_env(f"redis://127.0.0.1:{port}/0", "k")
+    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
+    services.append(service)
+    service.expect(f"lost Redis at redis://127.0.0.1:{port}")
+    time.sleep(0.5)
+    assert service.process.poll() is None
+    code, took = service.stop(signal.SIGTERM)
+    assert code == 0 and took < 2
