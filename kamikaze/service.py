@@ -5,14 +5,16 @@ the Runner; it reconnects on its own whenever Redis goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kamikaze.queue import Queue, TopReading
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
 
     from kamikaze.consumer import Runner
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 IDLE_RECHECK = 5.0  # seconds between reads of the top when no signal arrives
 SUBSCRIBE_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 0.5
+SHUTDOWN_TIMEOUT = 1.0
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 _UNSET = object()
@@ -46,25 +50,25 @@ class Watcher:
         lost_at = 0.0
         while True:
             client = self.settings.client()
+            pubsub = client.pubsub()
             try:
-                async with client.pubsub() as pubsub:
-                    await self._subscribe(pubsub)
-                    if failures:
-                        log.info(
-                            "reconnected to Redis at %s after %.1f s",
-                            self.settings.address,
-                            time.monotonic() - lost_at,
-                        )
-                    failures = 0
-                    await self._follow(Queue(client, self.settings.key), pubsub)
+                await self._subscribe(pubsub)
+                if failures:
+                    log.info(
+                        "reconnected to Redis at %s after %.1f s",
+                        self.settings.address,
+                        time.monotonic() - lost_at,
+                    )
+                failures = 0
+                await self._follow(Queue(client, self.settings.key), pubsub)
             except (ConnectionError, TimeoutError, OSError) as exc:
                 if not failures:
                     lost_at = time.monotonic()
                     log.error("lost Redis at %s (%s); reconnecting", self.settings.address, exc)
                 failures += 1
-                await asyncio.sleep(backoff.compute(failures))
             finally:
-                await client.aclose()
+                await _close(pubsub, client)
+            await asyncio.sleep(backoff.compute(failures))
 
     async def _subscribe(self, pubsub: PubSub) -> None:
         # Subscribe (and see it confirmed) before the first read of the top,
@@ -92,6 +96,14 @@ class Watcher:
             await self.runner.deliver(reading.top)
 
 
+async def _close(pubsub: PubSub, client: Redis) -> None:
+    """Close both connections, bounded: shutdown must not wait on a dead peer."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await pubsub.aclose()
+            await client.aclose()
+
+
 async def _wait_for_signal(pubsub: PubSub, timeout: float) -> None:
     """Wait for a change signal (or the timeout), then drain queued ones."""
     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
@@ -99,24 +111,39 @@ async def _wait_for_signal(pubsub: PubSub, timeout: float) -> None:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
 
 
+async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Cancel `task` and wait until it has finished; True if it did in time.
+
+    The cancellation is repeated: a cancellation that lands while a library
+    is handling its own timeout can be absorbed, and shutdown must not hang."""
+    deadline = time.monotonic() + timeout
+    while not task.done() and time.monotonic() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    return task.done()
+
+
 async def serve(settings: Settings, runner: Runner) -> None:
     """Run the watcher until SIGTERM or SIGINT, then stop the consumer and return."""
     loop = asyncio.get_running_loop()
-    watcher = asyncio.current_task()
-    assert watcher is not None
+    stop = asyncio.Event()
 
     def on_signal(signum: signal.Signals) -> None:
         log.info("received %s, shutting down", signum.name)
-        watcher.cancel()
+        stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     log.info("watching %s at %s", settings.key, settings.address)
+    watcher = asyncio.create_task(Watcher(settings, runner).run())
     try:
-        await Watcher(settings, runner).run()
-    except asyncio.CancelledError:
-        pass
+        await asyncio.wait(
+            {watcher, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if watcher.done():
+            watcher.result()  # the watcher never returns on its own: raise why it ended
     finally:
+        await stop_task(watcher, SHUTDOWN_TIMEOUT)
         await runner.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

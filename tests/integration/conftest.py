@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ import pytest
 from kamikaze.consumer import Runner
 from kamikaze.package import Package
 from kamikaze.queue import Queue
-from kamikaze.service import Watcher
+from kamikaze.service import Watcher, stop_task
 from kamikaze.settings import Settings
 
 _MISSING = object()
@@ -66,9 +65,7 @@ async def start_watcher(
 
 
 async def stop(task: asyncio.Task[None], runner: Runner | None = None) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 5)  # bounded: a hang here is a failure, not a stuck run
+    assert await stop_task(task, 5), "the watcher did not stop within 5 s"
     if runner is not None:
         await runner.cancel()
 
