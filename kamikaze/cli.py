@@ -4,12 +4,14 @@ output formats and exit codes. Redis work is done by Queue and the service.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import os
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -279,16 +281,38 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
-    if not settings.embedded:
-        asyncio.run(serve(settings, runner))
-        return
     from kamikaze.embedded import EmbeddedError
 
+    # Until serve() takes the signals over, SIGTERM/SIGINT unwind normally
+    # (an embedded server being started is stopped again) and exit 0.
+    with stop_on_signals():
+        try:
+            if settings.embedded:
+                with settings.embedded_server().joined():
+                    asyncio.run(serve(settings, runner))
+            else:
+                asyncio.run(serve(settings, runner))
+        except EmbeddedError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class ShutdownRequested(Exception):
+    """SIGTERM or SIGINT arrived outside the event loop."""
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    def raise_shutdown(signum: int, frame: object) -> None:
+        raise ShutdownRequested(signum)
+
+    previous = {s: signal.signal(s, raise_shutdown) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with settings.embedded_server().joined():
-            asyncio.run(serve(settings, runner))
-    except EmbeddedError as exc:
-        raise click.ClickException(str(exc)) from None
+        yield
+    except ShutdownRequested:
+        log.info("shutting down")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @main.command()

@@ -130,18 +130,20 @@ class EmbeddedServer:
     def joined(self) -> Iterator[None]:
         """Use the server for as long as the block runs: start it if nobody
         has, and stop it when the last user leaves."""
-        with self._lifecycle_lock():
-            if not self.running():
-                self._clean_stale()
-                self._start()
-            registration = self._register()
+        registration = None
         try:
-            yield
-        finally:
             with self._lifecycle_lock():
-                registration.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._users_dir / f"{os.getpid()}.lock")
+                if not self.running():
+                    self._clean_stale()
+                    self._start()
+                registration = self._register()
+            yield
+        finally:  # also when interrupted while starting: never leave an orphan
+            with self._lifecycle_lock():
+                if registration is not None:
+                    registration.close()
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._users_dir / f"{os.getpid()}.lock")
                 if not self._live_users():
                     self._stop()
 
@@ -210,7 +212,24 @@ class EmbeddedServer:
         binary = server_binary()
         private_dir(self.data_dir)
         log = self.runtime_dir / "server.log"
-        process = subprocess.Popen(
+        try:
+            process = self._launch(binary, log)
+        except OSError as exc:
+            raise EmbeddedError(f"cannot run the embedded server {binary}: {exc}") from None
+        deadline = time.monotonic() + START_TIMEOUT
+        try:
+            while not self.running():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
+                    raise EmbeddedError(f"the embedded server did not start: {tail.strip()}")
+                time.sleep(0.01)
+        except BaseException:  # failed, or interrupted by a signal: leave nothing behind
+            process.kill()
+            process.wait()
+            raise
+
+    def _launch(self, binary: str, log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 binary, "--port", "0", "--unixsocket", str(self.socket),
                 "--unixsocketperm", "700", "--dir", str(self.data_dir),
@@ -220,13 +239,6 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives this process if it is killed: others may join
         )  # fmt: skip
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.running():
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                raise EmbeddedError(f"the embedded server did not start: {tail.strip()}")
-            time.sleep(0.01)
 
     def _stop(self) -> None:
         pid = self._server_pid()
