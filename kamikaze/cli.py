@@ -248,6 +248,15 @@ def list_(as_json: bool, settings: Settings) -> None:
 @click.argument("consumer_path")
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
+    "--sweep-interval",
+    envvar="KAMIKAZE_SWEEP_INTERVAL",
+    type=FiniteFloat(positive=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often expired packages anywhere in the queue are deleted.",
+)
+@click.option(
     "--consumer-function-kwargs",
     metavar="JSON",
     help="A JSON object of keyword arguments for the consumer.",
@@ -257,6 +266,7 @@ def service(
     consumer_path: str,
     consumer_args: tuple[str, ...],
     consumer_function_kwargs: str | None,
+    sweep_interval: float,
     settings: Settings,
 ) -> None:
     """Call CONSUMER_PATH (module.function) whenever the top changes.
@@ -289,9 +299,9 @@ def service(
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():
-                    asyncio.run(serve(settings, runner))
+                    asyncio.run(serve(settings, runner, sweep_interval))
             else:
-                asyncio.run(serve(settings, runner))
+                asyncio.run(serve(settings, runner, sweep_interval))
         except EmbeddedError as exc:
             raise click.ClickException(str(exc)) from None
 

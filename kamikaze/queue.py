@@ -15,6 +15,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from kamikaze.package import Package, UnparseableMember, as_bytes, as_text
+from kamikaze.settings import companion_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
 REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove.lua call
 PAGE_SIZE = 2000  # members per ZRANGE page when listing
+SWEEP_BATCH = 500  # expired packages one sweep.lua call may delete
+RECONCILE_SCAN_COUNT = 500  # ZSCAN COUNT per reconcile.lua call
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
 
 
@@ -71,6 +74,8 @@ class Queue:
     def __init__(self, redis: Redis, key: str = "kamikaze") -> None:
         self.redis = redis
         self.key = key
+        self.index_key = companion_key(key, "expiry")
+        self._keys = [key, self.index_key]
         self._scripts: dict[str, AsyncScript] = {}
         self._warned: set[str] = set()
 
@@ -98,7 +103,7 @@ class Queue:
             ]
         if not items:
             return []
-        expire_texts = await self._script("push")(keys=[self.key], args=argv)
+        expire_texts = await self._script("push")(keys=self._keys, args=argv)
         return [
             Package.from_member(f"{as_text(text)}:{payload}", priority)
             for (payload, _, priority), text in zip(items, expire_texts, strict=True)
@@ -113,7 +118,7 @@ class Queue:
         removed = 0
         while True:
             cursor, count = await script(
-                keys=[self.key], args=[cursor, pattern, exact, REMOVE_SCAN_COUNT]
+                keys=self._keys, args=[cursor, pattern, exact, REMOVE_SCAN_COUNT]
             )
             removed += count
             if int(cursor) == 0:
@@ -125,7 +130,7 @@ class Queue:
         rank = 0
         while True:
             sec, usec, _removed, skipped, more, *entry = await script(
-                keys=[self.key], args=[rank, TOP_BUDGET]
+                keys=self._keys, args=[rank, TOP_BUDGET]
             )
             self._warn_unparseable(skipped)
             rank += len(skipped)
@@ -133,6 +138,35 @@ class Queue:
                 server_time = int(sec) + int(usec) / 1_000_000
                 top = Package.from_member(entry[0], entry[1]) if entry else None
                 return TopReading(top, server_time)
+
+    async def sweep(self, batch: int = SWEEP_BATCH) -> int:
+        """Delete expired packages anywhere in the queue, found through the
+        expiry index, in bounded calls; returns how many were deleted."""
+        script = self._script("sweep")
+        deleted = 0
+        while True:
+            looked_at, removed = await script(keys=self._keys, args=[batch])
+            deleted += removed
+            if looked_at < batch:
+                return deleted
+
+    async def reconcile_step(
+        self, walked: str, cursor: int, count: int = RECONCILE_SCAN_COUNT
+    ) -> tuple[int, int]:
+        """One bounded step of indexing what 0.1.x wrote (walked='queue') or
+        dropping what it removed (walked='index'); returns (cursor, changed)."""
+        next_cursor, changed = await self._script("reconcile")(
+            keys=self._keys, args=[walked, cursor, count]
+        )
+        return int(next_cursor), int(changed)
+
+    async def sizes(self) -> tuple[int, int]:
+        """Members in the queue and entries in its expiry index."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.key)
+            pipe.zcard(self.index_key)
+            queue_size, index_size = await pipe.execute()
+        return int(queue_size), int(index_size)
 
     async def server_time(self) -> float:
         sec, usec = await self.redis.time()

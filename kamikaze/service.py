@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kamikaze.queue import Queue, TopReading
+from kamikaze.sweep import SWEEP_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -123,8 +124,9 @@ async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:
     return task.done()
 
 
-async def serve(settings: Settings, runner: Runner) -> None:
-    """Run the watcher until SIGTERM or SIGINT, then stop the consumer and return."""
+async def serve(settings: Settings, runner: Runner, sweep_interval: float = SWEEP_INTERVAL) -> None:
+    """Run the watcher and the sweep until SIGTERM or SIGINT, then stop the
+    consumer and return."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -136,6 +138,8 @@ async def serve(settings: Settings, runner: Runner) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
     log.info("watching %s at %s", settings.key, settings.address)
     watcher = asyncio.create_task(Watcher(settings, runner).run())
+    sweep_client = settings.client()
+    sweeper = asyncio.create_task(Sweeper(Queue(sweep_client, settings.key), sweep_interval).run())
     try:
         await asyncio.wait(
             {watcher, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
@@ -143,7 +147,11 @@ async def serve(settings: Settings, runner: Runner) -> None:
         if watcher.done():
             watcher.result()  # the watcher never returns on its own: raise why it ended
     finally:
+        await stop_task(sweeper, SHUTDOWN_TIMEOUT)
         await stop_task(watcher, SHUTDOWN_TIMEOUT)
         await runner.cancel()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await sweep_client.aclose()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

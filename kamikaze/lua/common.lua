@@ -29,6 +29,19 @@ local function split_member(member)
   return string.sub(member, 1, colon - 1), string.sub(member, colon + 1)
 end
 
+-- The expiry index (KEYS[2]) scores each member of the queue by its expire
+-- time (+inf: never expires, or not ours), so the sweep finds expired
+-- packages anywhere in the queue without walking it.
+local function index_score(expire_time)
+  if expire_time then return expire_time end
+  return '+inf'
+end
+
+local function delete_member(queue, index, member)
+  redis.call('ZREM', index, member)
+  return redis.call('ZREM', queue, member)
+end
+
 local function signal_change(queue)
   redis.call('PUBLISH', queue, 'new_message')
 end

@@ -1,8 +1,8 @@
 -- One bounded step of removing every package with an exact payload.
--- KEYS[1] queue; ARGV[1] ZSCAN cursor, ARGV[2] MATCH pattern (a glob that
+-- KEYS[1] queue, KEYS[2] expiry index; ARGV[1] ZSCAN cursor, ARGV[2] MATCH pattern (a glob that
 -- selects candidates), ARGV[3] the exact payload, ARGV[4] ZSCAN COUNT.
 -- Returns {next cursor, number removed}; signals the change if any was removed.
-local queue = KEYS[1]
+local queue, index = KEYS[1], KEYS[2]
 local payload = ARGV[3]
 local scan = redis.call('ZSCAN', queue, ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[4])
 local entries = scan[2]
@@ -10,7 +10,7 @@ local removed = 0
 for i = 1, #entries, 2 do
   local expire_text, member_payload = split_member(entries[i])
   if member_payload == payload and parse_expiry(expire_text) ~= nil then
-    removed = removed + redis.call('ZREM', queue, entries[i])
+    removed = removed + delete_member(queue, index, entries[i])
   end
 end
 if removed > 0 then signal_change(queue) end

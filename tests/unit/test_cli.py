@@ -40,7 +40,7 @@ def no_service(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """`service` must never reach its loop here: a stub records what it was given."""
     started: list[Any] = []
 
-    async def serve(settings: Settings, runner: Any) -> None:
+    async def serve(settings: Settings, runner: Any, *args: Any) -> None:
         started.append((settings, runner))
 
     monkeypatch.setattr("kamikaze.service.serve", serve)
