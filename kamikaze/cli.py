@@ -191,19 +191,60 @@ def main(loglevel: str) -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True}, epilog=PRIORITY_HELP)
 @click.argument("payload")
-@click.argument("ttl", type=FiniteFloat(positive=True))
-@click.argument("priority", type=FiniteFloat())
+@click.argument("ttl", type=FiniteFloat(positive=True), required=False)
+@click.argument("priority", type=FiniteFloat(), required=False)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=1000,
+    show_default=True,
+    help="With PAYLOAD '-': packages per atomic call.",
+)
 @connection_options
-def push(payload: str, ttl: float, priority: float, settings: Settings) -> None:
-    """Add PAYLOAD, expiring in TTL seconds, with PRIORITY."""
+def push(
+    payload: str, ttl: float | None, priority: float | None, batch_size: int, settings: Settings
+) -> None:
+    """Add PAYLOAD, expiring in TTL seconds, with PRIORITY.
+
+    `kamikaze push -` reads JSON lines from stdin instead, one package a line:
+    {"payload": "...", "ttl": 60, "priority": 1}, and pushes them in batches,
+    each atomically with one change signal. A bad line is reported with its
+    number, and nothing of its batch is written (earlier batches are).
+    """
     from kamikaze.queue import Queue
+
+    if payload == "-" and ttl is None and priority is None:
+        push_lines(settings, batch_size)
+        return
+    if ttl is None or priority is None:
+        raise click.UsageError("push needs PAYLOAD TTL PRIORITY (or '-' to read JSON lines)")
+    ttl_, priority_ = ttl, priority
 
     async def work() -> None:
         async with settings.client() as redis:
-            package = await Queue(redis, settings.key).push(payload, ttl, priority)
+            package = await Queue(redis, settings.key).push(payload, ttl_, priority_)
         log.debug("pushed %r", package)
 
     run_redis(settings, work)
+
+
+def push_lines(settings: Settings, batch_size: int) -> None:
+    from kamikaze.lines import BadLine, batches
+    from kamikaze.queue import Queue
+
+    async def work() -> int:
+        pushed = 0
+        async with settings.client() as redis:
+            queue = Queue(redis, settings.key)
+            try:
+                for batch in batches(sys.stdin, batch_size):
+                    pushed += len(await queue.push_many(batch))
+            except BadLine as exc:
+                raise click.UsageError(f"{exc} (pushed {pushed} packages before it)") from None
+        return pushed
+
+    pushed = run_redis(settings, work)
+    log.info("pushed %d package%s", pushed, "" if pushed == 1 else "s")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -1,0 +1,48 @@
+"""JSON lines for `kamikaze push -`: one package a line, read in batches."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+
+Item = tuple[str, float, float]
+
+
+class BadLine(ValueError):
+    """A line that is not a package; the message names its number."""
+
+
+def parse_line(line: str, number: int) -> Item:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise BadLine(f"line {number}: not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadLine(f"line {number}: not a JSON object")
+    payload, ttl, priority = obj.get("payload"), obj.get("ttl"), obj.get("priority")
+    if not isinstance(payload, str):
+        raise BadLine(f"line {number}: payload must be a string, not {payload!r}")
+    if not _number(ttl) or not ttl > 0:
+        raise BadLine(f"line {number}: ttl must be a finite number > 0, not {ttl!r}")
+    if not _number(priority):
+        raise BadLine(f"line {number}: priority must be a finite number, not {priority!r}")
+    return payload, float(ttl), float(priority)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def batches(lines: Iterable[str], size: int) -> Iterator[list[Item]]:
+    """Whole batches of parsed lines (blank lines skipped); raises BadLine
+    before yielding the batch that holds a bad line."""
+    batch: list[Item] = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            batch.append(parse_line(line, number))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
