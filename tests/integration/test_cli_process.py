@@ -200,3 +200,33 @@ def test_service_keeps_retrying_while_redis_is_unreachable(services: list[Servic
     assert service.process.poll() is None
     code, took = service.stop(signal.SIGTERM)
     assert code == 0 and took < 2
+
+
+async def test_push_json_lines_from_stdin(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    lines = "".join(
+        json.dumps({"payload": f"job:{i}", "ttl": 100, "priority": i % 7}) + "\n"
+        for i in range(2500)
+    )
+    result = run("push", "-", env=env, stdin=lines)
+    assert result.returncode == 0, result.stderr
+    assert "pushed 2500 packages" in result.stderr
+    listed = json.loads(run("list", "--json", env=env).stdout)
+    assert len(listed) == 2500 and listed[0]["priority"] == 0
+    assert await redis.zcard(f"{{{settings.key}}}:expiry") == 2500
+
+
+async def test_push_json_lines_writes_nothing_of_a_bad_batch(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    def good(i: int) -> str:
+        return json.dumps({"payload": f"ok-{i}", "ttl": 100, "priority": 1}) + "\n"
+
+    stdin = good(1) + good(2) + good(3) + '{"payload": "bad", "ttl": -1, "priority": 1}\n' + good(5)
+    result = run("push", "-", "--batch-size", "2", env=env, stdin=stdin)
+    assert result.returncode == 2
+    assert "line 4: ttl must be a finite number > 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    payloads = [p["payload"] for p in json.loads(run("list", "--json", env=env).stdout)]
+    assert sorted(payloads) == ["ok-1", "ok-2"]  # the batch of lines 3-4 wrote nothing
