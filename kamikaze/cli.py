@@ -11,7 +11,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -25,7 +25,7 @@ log = logging.getLogger("kamikaze")
 PRIORITY_HELP = "PRIORITY: lower is more urgent (1 beats 5)."
 
 
-class FiniteFloat(click.ParamType):
+class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
     name = "number"
 
     def __init__(self, positive: bool = False) -> None:
@@ -317,7 +317,6 @@ def service(
     when it parses (3 -> 3, true -> True), else passed as a string; an ARG
     that starts with '-' must be a number or JSON-quoted ('"-x"').
     """
-    import asyncio
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
     from kamikaze.service import serve
@@ -340,11 +339,25 @@ def service(
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():
-                    asyncio.run(serve(settings, runner, sweep_interval))
+                    run_service(serve(settings, runner, sweep_interval))
             else:
-                asyncio.run(serve(settings, runner, sweep_interval))
+                run_service(serve(settings, runner, sweep_interval))
         except EmbeddedError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def run_service(main: Coroutine[Any, Any, None]) -> None:
+    """Run the service on uvloop when it is installed (kamikaze[speed])."""
+    import asyncio
+
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
 
 
 class ShutdownRequested(Exception):

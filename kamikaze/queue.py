@@ -120,7 +120,7 @@ class Queue:
             cursor, count = await script(
                 keys=self._keys, args=[cursor, pattern, exact, REMOVE_SCAN_COUNT]
             )
-            removed += count
+            removed += int(count)
             if int(cursor) == 0:
                 return removed
 
@@ -146,8 +146,8 @@ class Queue:
         deleted = 0
         while True:
             looked_at, removed = await script(keys=self._keys, args=[batch])
-            deleted += removed
-            if looked_at < batch:
+            deleted += int(removed)
+            if int(looked_at) < batch:
                 return deleted
 
     async def reconcile_step(
@@ -177,7 +177,9 @@ class Queue:
         now = await self.server_time()
         live: list[Package] = []
         for start in range(0, await self.redis.zcard(self.key), PAGE_SIZE):
-            page = await self.redis.zrange(self.key, start, start + PAGE_SIZE - 1, withscores=True)
+            page: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
+                self.key, start, start + PAGE_SIZE - 1, withscores=True
+            )
             live += (p for p in self._decode(page) if not p.expired(now))
         return live
 

@@ -101,7 +101,7 @@ async def _close(pubsub: PubSub, client: Redis) -> None:
     """Close both connections, bounded: shutdown must not wait on a dead peer."""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(CLOSE_TIMEOUT):
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
 
 
