@@ -141,12 +141,19 @@ def slowlog_read(url: str) -> list[SlowCall]:
     return sorted(calls, key=lambda c: -c.seconds)
 
 
-def slow_text(calls: Sequence[SlowCall], show: int = 3) -> str:
-    """'0 calls > 5 ms' or 'N calls > 5 ms, slowest: 7.1 ms CMD; ...'."""
+def slow_text(calls: Sequence[SlowCall]) -> str:
+    """'0' or 'N (slowest X ms)'."""
     if not calls:
         return "0"
-    slowest = "; ".join(f"{c.seconds * 1000:.1f} ms {c.command}" for c in calls[:show])
-    return f"{len(calls)} (slowest: {slowest})"
+    return f"{len(calls)} (slowest {calls[0].seconds * 1000:.1f} ms)"
+
+
+def slow_details(label: str, calls: Sequence[SlowCall], show: int = 3) -> None:
+    """Print the slowest calls, one a line, if any."""
+    for call in calls[:show]:
+        print(f"  slow during {label}: {call.seconds * 1000:.1f} ms  {call.command}")
+    if len(calls) > show:
+        print(f"  slow during {label}: ... {len(calls) - show} more")
 
 
 def cli_env(url: str, key: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -92,17 +93,17 @@ class Watcher:
             )
 
     async def _deliver_if_changed(self, reading: TopReading) -> None:
-        if reading.top != self.last_top or self.last_top is _UNSET:
+        if self.last_top is _UNSET or reading.top != self.last_top:
             self.last_top = reading.top
             await self.runner.deliver(reading.top)
 
 
-async def _close(pubsub: PubSub, client: Redis) -> None:
-    """Close both connections, bounded: shutdown must not wait on a dead peer."""
+async def _close(*connections: PubSub | Redis) -> None:
+    """Close connections, bounded: shutdown must not wait on a dead peer."""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(CLOSE_TIMEOUT):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await client.aclose()
+            for connection in connections:
+                await connection.aclose()
 
 
 async def _wait_for_signal(pubsub: PubSub, timeout: float) -> None:
@@ -131,6 +132,9 @@ async def serve(settings: Settings, runner: Runner, sweep_interval: float = SWEE
     stop = asyncio.Event()
 
     def on_signal(signum: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("received %s again: exiting at once", signum.name)
+            os._exit(128 + signum)
         log.info("received %s, shutting down", signum.name)
         stop.set()
 
@@ -140,18 +144,15 @@ async def serve(settings: Settings, runner: Runner, sweep_interval: float = SWEE
     watcher = asyncio.create_task(Watcher(settings, runner).run())
     sweep_client = settings.client()
     sweeper = asyncio.create_task(Sweeper(Queue(sweep_client, settings.key), sweep_interval).run())
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait(
-            {watcher, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if watcher.done():
             watcher.result()  # the watcher never returns on its own: raise why it ended
     finally:
-        await stop_task(sweeper, SHUTDOWN_TIMEOUT)
-        await stop_task(watcher, SHUTDOWN_TIMEOUT)
+        for task in (stopped, sweeper, watcher):
+            await stop_task(task, SHUTDOWN_TIMEOUT)
         await runner.cancel()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await sweep_client.aclose()
+        await _close(sweep_client)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
