@@ -196,7 +196,7 @@ def main(loglevel: str) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=1000,
+    default=500,
     show_default=True,
     help="With PAYLOAD '-': packages per atomic call.",
 )

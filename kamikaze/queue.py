@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from kamikaze.package import Package, UnparseableMember, as_bytes, as_text
@@ -24,17 +24,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
-REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove.lua call
+REMOVE_BATCH = 500  # payload-index entries per remove.lua call
+REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove_scanning.lua call
 PAGE_SIZE = 2000  # members per ZRANGE page when listing
 SWEEP_BATCH = 500  # expired packages one sweep.lua call may delete
-RECONCILE_SCAN_COUNT = 500  # ZSCAN COUNT per reconcile.lua call
+RECONCILE_SCAN_COUNT = 150  # ZSCAN COUNT per reconcile.lua call (~2 ms)
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
+
+
+_LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 
 @cache
 def script_source(name: str) -> str:
-    lua = files("kamikaze") / "lua"
-    return (lua / "common.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    """common.lua, then the script: shared helpers included, BullMQ-style."""
+    texts = []
+    for part in ("common", name):
+        with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
+            texts.append(lua.read())
+    return "\n".join(texts)
 
 
 def glob_escape(payload: bytes) -> bytes:
@@ -75,7 +83,8 @@ class Queue:
         self.redis = redis
         self.key = key
         self.index_key = companion_key(key, "expiry")
-        self._keys = [key, self.index_key]
+        self.payload_key = companion_key(key, "payload")
+        self._keys = [key, self.index_key, self.payload_key]
         self._scripts: dict[str, AsyncScript] = {}
         self._warned: set[str] = set()
 
@@ -110,10 +119,32 @@ class Queue:
         ]
 
     async def remove(self, payload: str) -> int:
-        """Remove every package whose payload is exactly `payload`; returns the count."""
-        exact = as_bytes(payload)
-        pattern = b"*:" + glob_escape(exact)
+        """Remove every package whose payload is exactly `payload`; returns the count.
+
+        The payload index finds them at once; only while the queue holds
+        members no index knows of (0.1.x pushed them, the sweep has not yet
+        reconciled) is the queue walked as well, in bounded steps."""
+        removed = await self._remove_indexed(as_bytes(payload))
+        queue_size, index_size = await self.sizes()
+        if queue_size != index_size:
+            removed += await self._remove_scanning(as_bytes(payload))
+        return removed
+
+    async def _remove_indexed(self, exact: bytes) -> int:
         script = self._script("remove")
+        removed = skipped = 0
+        while True:
+            looked_at, count, step_skipped = await script(
+                keys=self._keys, args=[exact, skipped, REMOVE_BATCH]
+            )
+            removed += int(count)
+            skipped += int(step_skipped)
+            if int(looked_at) < REMOVE_BATCH:
+                return removed
+
+    async def _remove_scanning(self, exact: bytes) -> int:
+        pattern = b"*:" + glob_escape(exact)
+        script = self._script("remove_scanning")
         cursor: bytes | int = 0
         removed = 0
         while True:

@@ -52,7 +52,7 @@ class Sweeper:
 
     async def reconcile(self) -> None:
         """Walk the queue, then the index, in bounded steps."""
-        for walked in ("queue", "index"):
+        for walked in ("queue", "index", "payloads"):
             changed, cursor = 0, 0
             while True:
                 cursor, step_changed = await self.queue.reconcile_step(walked, cursor)

@@ -37,8 +37,38 @@ local function index_score(expire_time)
   return '+inf'
 end
 
-local function delete_member(queue, index, member)
+-- The payload index (KEYS[3]) holds "<payload>\0<member>" for each of our
+-- members, all with score 0: the members of one payload are one ZRANGEBYLEX.
+local function payload_entry(member)
+  local _, payload = split_member(member)
+  if payload == nil then return nil end
+  return payload .. '\0' .. member
+end
+
+-- The member behind a payload-index entry (payloads may contain NUL too);
+-- nil if the entry is not well formed.
+local function entry_member(entry)
+  local from = 1
+  while true do
+    local nul = string.find(entry, '\0', from, true)
+    if nul == nil then return nil end
+    local member = string.sub(entry, nul + 1)
+    local _, payload = split_member(member)
+    if payload == string.sub(entry, 1, nul - 1) then return member end
+    from = nul + 1
+  end
+end
+
+local function index_member(index, payloads, member, expire_time)
+  redis.call('ZADD', index, index_score(expire_time), member)
+  local entry = payload_entry(member)
+  if entry then redis.call('ZADD', payloads, 0, entry) end
+end
+
+local function delete_member(queue, index, payloads, member)
   redis.call('ZREM', index, member)
+  local entry = payload_entry(member)
+  if entry then redis.call('ZREM', payloads, entry) end
   return redis.call('ZREM', queue, member)
 end
 

@@ -1,10 +1,10 @@
 -- Finds the live top (lowest score), deleting expired packages above it.
--- KEYS[1] queue, KEYS[2] expiry index; ARGV[1] rank to start at (members of others' data already
+-- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index; ARGV[1] rank to start at (members of others' data already
 -- skipped), ARGV[2] most entries to look at in this call.
 -- Returns {seconds, microseconds, removed, skipped members, more, member, score}:
 -- `more` is 1 when the bound was reached before a verdict (call again from
 -- rank ARGV[1] + #skipped); member and score are absent for an empty queue.
-local queue, index = KEYS[1], KEYS[2]
+local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
 local rank = tonumber(ARGV[1])
 local budget = tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -26,7 +26,7 @@ while budget > 0 do
       skipped[#skipped + 1] = member
       rank = rank + 1
     elseif expire_time and expire_time <= now then
-      delete_member(queue, index, member)
+      delete_member(queue, index, payloads, member)
       removed = removed + 1
     else
       return result(0, member, chunk[i + 1])

@@ -93,3 +93,51 @@ async def test_the_service_sweeps_without_calling_the_consumer(
         assert recorder.payloads == ["top"]
     finally:
         assert await stop_task(service, 5)
+
+
+async def test_the_payload_index_follows_push_remove_and_sweep(
+    queue: Queue, redis: Any, settings: Settings
+) -> None:
+    assert queue.payload_key == f"{{{settings.key}}}:payload"
+    kept = await queue.push("a:b", 100, 1)
+    await queue.push("gone", 100, 2)
+    await queue.push("short", 0.01, 3)
+    await queue.remove("gone")
+    await asyncio.sleep(0.05)
+    await Sweeper(queue).sweep_once()
+    assert await members(redis, queue.payload_key) == [b"a:b\0" + kept.member]
+
+
+async def test_remove_uses_the_index_without_walking_the_queue(
+    queue: Queue, redis: Any, settings: Settings
+) -> None:
+    for i in range(300):
+        await queue.push(f"other-{i}", 100, i)
+    await queue.push("target", 100, 5)
+    await queue.push("target", 200, 6)
+    scans_before = await zscan_calls(redis)
+    assert await queue.remove("target") == 2
+    assert await zscan_calls(redis) == scans_before
+    assert await redis.zcard(settings.key) == 300
+
+
+async def test_remove_is_exact_with_nul_and_prefixes(queue: Queue, redis: Any) -> None:
+    for payload in ["a", "a\0b", "a\0", "ab", "\0a", "a\1"]:
+        await queue.push(payload, 100, 1)
+    assert await queue.remove("a") == 1
+    assert await queue.remove("a\0") == 1
+    assert sorted(p.payload for p in await queue.packages()) == ["\0a", "a\0b", "a\1", "ab"]
+
+
+async def test_what_zero_one_removed_leaves_the_payload_index(
+    queue: Queue, redis: Any, settings: Settings
+) -> None:
+    gone = await queue.push("gone", 100, 2)
+    await redis.zrem(settings.key, gone.member)  # 0.1.x's remove: the sorted set only
+    await Sweeper(queue).sweep_once()
+    assert await members(redis, queue.payload_key) == []
+
+
+async def zscan_calls(redis: Any) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_zscan", {}).get("calls", 0))
