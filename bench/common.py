@@ -64,7 +64,8 @@ def fill(
 ) -> float:
     """Add `count` members `f"{expire(i):.6f}:filler-{i}"` scored priority(i),
     fast (pipelined multi-member ZADDs), and, with `index`, the same members
-    in the expiry index scored by expire time, as kamikaze writes them.
+    in the expiry index scored by expire time and in the payload index, as
+    kamikaze writes them.
     Returns the seconds it took. Slow calls: fill before any SLOWLOG RESET."""
     import redis
 
@@ -73,19 +74,23 @@ def fill(
     started = time.perf_counter()
     client = redis.Redis.from_url(url)
     index_key = companion_key(key, "expiry")
+    payload_key = companion_key(key, "payload")
     pipe = client.pipeline(transaction=False)
     for first in range(start, start + count, chunk):
         last = min(first + chunk, start + count)
         queue_part: dict[str, float] = {}
         index_part: dict[str, float] = {}
+        payload_part: dict[str, float] = {}
         for i in range(first, last):
             expire_time = expire(i)
             member = f"{expire_time:.6f}:filler-{i}"
             queue_part[member] = priority(i)
             index_part[member] = expire_time
+            payload_part[f"filler-{i}\0{member}"] = 0
         pipe.zadd(key, queue_part)
         if index:
             pipe.zadd(index_key, index_part)
+            pipe.zadd(payload_key, payload_part)
         if len(pipe) >= 20:
             pipe.execute()
     pipe.execute()

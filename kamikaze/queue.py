@@ -27,8 +27,8 @@ TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable
 REMOVE_BATCH = 500  # payload-index entries per remove.lua call
 REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove_scanning.lua call
 PAGE_SIZE = 2000  # members per ZRANGE page when listing
-SWEEP_BATCH = 500  # expired packages one sweep.lua call may delete
-RECONCILE_SCAN_COUNT = 150  # ZSCAN COUNT per reconcile.lua call (~2 ms)
+SWEEP_BATCH = 100  # expired packages one sweep.lua call may delete (~1 ms)
+RECONCILE_SCAN_COUNT = 100  # ZSCAN COUNT per reconcile.lua call (~2-3 ms)
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
 
 

@@ -13,8 +13,8 @@ from kamikaze.queue import Queue
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 10.0  # seconds between sweeps: the most an expired package stays
-RECONCILE_PAUSE = 0.001  # between reconcile steps, so Redis serves others meanwhile
-RECONCILE_EVERY = 60  # sweeps between full reconcile passes even when sizes agree
+RECONCILE_PAUSE = 0.0  # between reconcile steps: yield, so Redis and the loop serve others
+RECONCILE_EVERY = 360  # sweeps between full reconcile passes even when sizes agree (1 h)
 
 
 class Sweeper:
