@@ -114,7 +114,12 @@ class Queue:
             return []
         expire_texts = await self._script("push")(keys=self._keys, args=argv)
         return [
-            Package.from_member(f"{as_text(text)}:{payload}", priority)
+            Package(
+                payload,
+                float(priority),
+                float(text) if text else None,
+                f"{as_text(text)}:{payload}",
+            )
             for (payload, _, priority), text in zip(items, expire_texts, strict=True)
         ]
 
