@@ -77,9 +77,10 @@ async def test_the_top_expires_on_time(service: RunningService) -> None:
     await recorder.wait_for(2)
     lateness = []
     for i in range(5):
+        before = len(recorder.calls)  # the call may come before push() returns
         package = await service.queue.push(f"short-{i}", 0.15, 1)
-        await recorder.wait_for(len(recorder.calls) + 1)  # short-i becomes the top
-        await recorder.wait_for(len(recorder.calls) + 1)  # ... and expires
+        await recorder.wait_for(before + 2)  # short-i becomes the top, then expires
+        assert recorder.payloads[before:] == [f"short-{i}", "base"]
         called_at, top = recorder.calls[-1]
         assert top is not None and top.payload == "base"
         assert package.expire_time is not None
