@@ -11,7 +11,7 @@ import logging
 import os
 import pkgutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kamikaze.package import Package
@@ -69,6 +69,8 @@ class Runner:
 
     A plain function runs inline and the service waits for it; a coroutine
     runs as a task, cancelled when the top changes before the next call.
+    Whatever a consumer raises, sys.exit() included, is logged: a consumer
+    cannot stop the service (SIGTERM does).
     """
 
     def __init__(
@@ -81,26 +83,33 @@ class Runner:
         self.args = tuple(args)
         self.kwargs = kwargs or {}
         self.task: asyncio.Task[Any] | None = None
+        self.awaitable: Awaitable[Any] | None = None
 
     async def deliver(self, package: Package | None) -> None:
         await self.cancel()
         log.debug("calling consumer with %r", package)
         try:
             result = self.consumer(package, *self.args, **self.kwargs)
-        except Exception:
+        except (Exception, SystemExit):
             log.exception("consumer raised on %r", package)
             return
         if inspect.isawaitable(result):
-            self.task = asyncio.ensure_future(result)
-            self.task.add_done_callback(_log_outcome)
+            self.awaitable = result
+            self.task = asyncio.ensure_future(_contained(result, package))
 
     async def cancel(self) -> None:
         """Cancel a running consumer task and wait (briefly) until it has stopped."""
         task, self.task = self.task, None
+        awaitable, self.awaitable = self.awaitable, None
         if task is None or task.done():
             return
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        if (
+            inspect.iscoroutine(awaitable)
+            and inspect.getcoroutinestate(awaitable) == "CORO_CREATED"
+        ):
+            awaitable.close()  # cancelled before it ever ran
         if not done:
             log.warning(
                 "consumer task ignored cancellation for %.1f s; going on without it",
@@ -108,9 +117,10 @@ class Runner:
             )
 
 
-def _log_outcome(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.error("consumer raised", exc_info=exc)
+async def _contained(awaitable: Awaitable[Any], package: Package | None) -> Any:
+    """Run a coroutine consumer; log what it raises (SystemExit too, which
+    asyncio would otherwise let out of the event loop)."""
+    try:
+        return await awaitable
+    except (Exception, SystemExit):
+        log.exception("consumer raised on %r", package)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IDLE_RECHECK = 5.0  # seconds between reads of the top when no signal arrives
+IDLE_RECHECK = 2.0  # seconds between reads of the top (and a PING) when nothing arrives
 SUBSCRIBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.5
 SHUTDOWN_TIMEOUT = 1.0
@@ -84,13 +84,26 @@ class Watcher:
         raise TimeoutError("no confirmation of SUBSCRIBE")
 
     async def _follow(self, queue: Queue, pubsub: PubSub) -> None:
+        from redis.exceptions import ConnectionError
+
+        awaiting_pong = False
         while True:
             reading = await queue.top()
             await self._deliver_if_changed(reading)
             wait = reading.seconds_to_expiry()
-            await _wait_for_signal(
-                pubsub, IDLE_RECHECK if wait is None else min(wait, IDLE_RECHECK)
-            )
+            if wait is not None and wait < IDLE_RECHECK:
+                heard = await _wait_for_signal(pubsub, wait)
+            elif heard := await _wait_for_signal(pubsub, IDLE_RECHECK):
+                pass
+            elif awaiting_pong:  # a whole idle period without even a PONG
+                raise ConnectionError("the subscription stopped answering")
+            else:
+                # Idle: prove the subscription is alive (a frozen connection
+                # raises no error); any message, the PONG too, counts.
+                await pubsub.ping()
+                awaiting_pong = True
+            if heard:
+                awaiting_pong = False
 
     async def _deliver_if_changed(self, reading: TopReading) -> None:
         if self.last_top is _UNSET or reading.top != self.last_top:
@@ -106,11 +119,12 @@ async def _close(*connections: PubSub | Redis) -> None:
                 await connection.aclose()
 
 
-async def _wait_for_signal(pubsub: PubSub, timeout: float) -> None:
-    """Wait for a change signal or the timeout. Signals queued meanwhile are
-    not drained: each costs one cheap read of the top, while draining costs a
-    timed read at every wake-up."""
-    await pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
+async def _wait_for_signal(pubsub: PubSub, timeout: float) -> bool:
+    """Wait for a message (a change signal, or a PONG); False on the timeout.
+
+    Signals queued meanwhile are not drained: each costs one cheap read of the
+    top, while draining costs a timed read at every wake-up."""
+    return await pubsub.get_message(timeout=timeout) is not None
 
 
 async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:

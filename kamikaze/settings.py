@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 DEFAULT_KEY = "kamikaze"
 CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 10.0  # a command unanswered this long means a dead or frozen link
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Settings:
 
         options: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
+            "socket_timeout": SOCKET_TIMEOUT,
             # One quick retry for a blip; the service has its own reconnect loop.
             "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
         }
