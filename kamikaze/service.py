@@ -30,7 +30,7 @@ SUBSCRIBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.5
 SHUTDOWN_TIMEOUT = 1.0
 BACKOFF_BASE = 0.05
-BACKOFF_CAP = 5.0
+BACKOFF_CAP = 2.0
 _UNSET = object()
 
 
@@ -45,7 +45,7 @@ class Watcher:
     async def run(self) -> None:
         """Run until cancelled; never returns because Redis went away."""
         from redis.backoff import ExponentialWithJitterBackoff
-        from redis.exceptions import ConnectionError, TimeoutError
+        from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
         backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
         failures = 0
@@ -55,6 +55,8 @@ class Watcher:
             pubsub = client.pubsub()
             try:
                 await self._subscribe(pubsub)
+                queue = Queue(client, self.settings.key)
+                reading = await queue.top()  # only a read of the top proves we are back
                 if failures:
                     log.info(
                         "reconnected to Redis at %s after %.1f s",
@@ -62,8 +64,10 @@ class Watcher:
                         time.monotonic() - lost_at,
                     )
                 failures = 0
-                await self._follow(Queue(client, self.settings.key), pubsub)
-            except (ConnectionError, TimeoutError, OSError) as exc:
+                await self._follow(queue, pubsub, reading)
+            except (ConnectionError, TimeoutError, OSError, ResponseError) as exc:
+                # ResponseError: Redis refused (a key of the wrong type, a busy
+                # script, a replica...): as good as lost, until it stops refusing.
                 if not failures:
                     lost_at = time.monotonic()
                     log.error("lost Redis at %s (%s); reconnecting", self.settings.address, exc)
@@ -83,12 +87,11 @@ class Watcher:
                 return
         raise TimeoutError("no confirmation of SUBSCRIBE")
 
-    async def _follow(self, queue: Queue, pubsub: PubSub) -> None:
+    async def _follow(self, queue: Queue, pubsub: PubSub, reading: TopReading) -> None:
         from redis.exceptions import ConnectionError
 
         awaiting_pong = False
         while True:
-            reading = await queue.top()
             await self._deliver_if_changed(reading)
             wait = reading.seconds_to_expiry()
             if wait is not None and wait < IDLE_RECHECK:
@@ -104,6 +107,7 @@ class Watcher:
                 awaiting_pong = True
             if heard:
                 awaiting_pong = False
+            reading = await queue.top()
 
     async def _deliver_if_changed(self, reading: TopReading) -> None:
         if self.last_top is _UNSET or reading.top != self.last_top:

@@ -30,12 +30,12 @@ class Sweeper:
     async def run(self) -> None:
         """Sweep until cancelled; an unreachable Redis only skips a round
         (the watcher reports outages)."""
-        from redis.exceptions import ConnectionError, TimeoutError
+        from redis.exceptions import RedisError
 
         while True:
             try:
                 await self.sweep_once()
-            except (ConnectionError, TimeoutError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 log.debug("sweep skipped: %s", exc)
             await asyncio.sleep(self.interval)
 
