@@ -23,6 +23,7 @@ T = TypeVar("T")
 log = logging.getLogger("kamikaze")
 
 PRIORITY_HELP = "PRIORITY: lower is more urgent (1 beats 5)."
+LEFTOVER_GRACE = 0.5  # seconds for tasks still running when the service returns
 
 
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
@@ -353,11 +354,25 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
 
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main)
+        loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main)
+        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            _, pending = loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_GRACE))
+            if pending:
+                # A consumer task that ignores cancellation must not keep the
+                # service from exiting (asyncio.run would wait for it forever).
+                log.warning("a consumer task ignored cancellation; exiting without it")
+                logging.shutdown()
+                sys.stdout.flush()
+                os._exit(0)
+    finally:
+        loop.close()
 
 
 class ShutdownRequested(Exception):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_RECHECK = 2.0  # seconds between reads of the top (and a PING) when nothing arrives
+PONG_TIMEOUT = 1.0  # an idle subscription must answer a PING within this
 SUBSCRIBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.5
 SHUTDOWN_TIMEOUT = 1.0
@@ -90,23 +91,17 @@ class Watcher:
     async def _follow(self, queue: Queue, pubsub: PubSub, reading: TopReading) -> None:
         from redis.exceptions import ConnectionError
 
-        awaiting_pong = False
         while True:
             await self._deliver_if_changed(reading)
             wait = reading.seconds_to_expiry()
             if wait is not None and wait < IDLE_RECHECK:
-                heard = await _wait_for_signal(pubsub, wait)
-            elif heard := await _wait_for_signal(pubsub, IDLE_RECHECK):
-                pass
-            elif awaiting_pong:  # a whole idle period without even a PONG
-                raise ConnectionError("the subscription stopped answering")
-            else:
-                # Idle: prove the subscription is alive (a frozen connection
-                # raises no error); any message, the PONG too, counts.
+                await _wait_for_signal(pubsub, wait)
+            elif not await _wait_for_signal(pubsub, IDLE_RECHECK):
+                # Idle: prove the subscription alive, since a frozen connection
+                # raises no error. Any message, the PONG or a signal, will do.
                 await pubsub.ping()
-                awaiting_pong = True
-            if heard:
-                awaiting_pong = False
+                if not await _wait_for_signal(pubsub, PONG_TIMEOUT):
+                    raise ConnectionError("the subscription stopped answering")
             reading = await queue.top()
 
     async def _deliver_if_changed(self, reading: TopReading) -> None:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 DEFAULT_KEY = "kamikaze"
 CONNECT_TIMEOUT = 5.0
-SOCKET_TIMEOUT = 10.0  # a command unanswered this long means a dead or frozen link
+SOCKET_TIMEOUT = 3.0  # a command unanswered this long means a dead or frozen link
 
 
 @dataclass(frozen=True)
