@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from kamikaze.package import Package
 from kamikaze.queue import Queue
 from kamikaze.service import Watcher, stop_task
 from kamikaze.settings import Settings
+from tests.integration.processes import Service, kamikaze_env
 
 _MISSING = object()
 
@@ -83,3 +84,19 @@ async def service(settings: Settings, queue: Queue) -> AsyncIterator[RunningServ
     await recorder.wait_for(1)  # started: called once, with None
     yield RunningService(queue, recorder, task)
     await stop(task, runner)
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    """The environment of a `kamikaze` subprocess aimed at this test's queue."""
+    assert settings.redis_url
+    return kamikaze_env(settings.redis_url, settings.key)
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    """`kamikaze service` processes a test starts; killed at its end."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.kill()

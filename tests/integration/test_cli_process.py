@@ -7,7 +7,6 @@ import re
 import signal
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,6 @@ import pytest
 from kamikaze.settings import Settings
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.servers import free_port
-
-
-@pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
-    assert settings.redis_url
-    return kamikaze_env(settings.redis_url, settings.key)
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.kill()
 
 
 def test_push_list_remove(env: dict[str, str]) -> None:

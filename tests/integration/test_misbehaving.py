@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +29,9 @@ from kamikaze.service import stop_task
 from kamikaze.settings import Settings
 from kamikaze.sweep import Sweeper
 from tests.integration.conftest import Recorder, start_watcher, stop
-from tests.integration.processes import Service, kamikaze_env, run
+from tests.integration.processes import Service, run
 
 FAR = "9999999999.000000"  # an expire time far in the future (year 2286)
-
-
-@pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
-    assert settings.redis_url
-    return kamikaze_env(settings.redis_url, settings.key)
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.kill()
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
