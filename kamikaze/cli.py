@@ -69,6 +69,55 @@ _connection_options = [
         metavar="PORT",
     ),
     click.option(
+        "--redis-password-file",
+        envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
+        type=click.Path(dir_okay=False),
+        metavar="PATH",
+        help="Read the password from the first line of PATH (keeps it out of argv).",
+    ),
+    click.option(
+        "--tls-ca-file",
+        envvar="KAMIKAZE_TLS_CA_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="PATH",
+        help="CA certificates to verify the server with (turns TLS on).",
+    ),
+    click.option(
+        "--tls-cert-file",
+        envvar="KAMIKAZE_TLS_CERT_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="PATH",
+        help="Client certificate, for servers that demand one (turns TLS on).",
+    ),
+    click.option(
+        "--tls-key-file",
+        envvar="KAMIKAZE_TLS_KEY_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        metavar="PATH",
+        help="The client certificate's private key.",
+    ),
+    click.option(
+        "--sentinel",
+        "sentinels",
+        envvar="KAMIKAZE_SENTINELS",
+        multiple=True,
+        callback=lambda ctx, param, values: split_sentinels(values),
+        metavar="HOST:PORT",
+        help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
+    ),
+    click.option(
+        "--sentinel-master",
+        envvar="KAMIKAZE_SENTINEL_MASTER",
+        metavar="NAME",
+        help="The master's name in Sentinel.",
+    ),
+    click.option(
+        "--cluster",
+        is_flag=True,
+        envvar="KAMIKAZE_CLUSTER",
+        help="The URL or host and port name a seed node of a Redis Cluster.",
+    ),
+    click.option(
         "--key",
         envvar="KAMIKAZE_KEY",
         default=DEFAULT_KEY,
@@ -99,6 +148,16 @@ _connection_options = [
 ]
 
 
+def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    from kamikaze.settings import parse_sentinel
+
+    texts = [text.strip() for value in values for text in value.split(",") if text.strip()]
+    try:
+        return tuple(parse_sentinel(text) for text in texts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--sentinel'") from None
+
+
 def connection_options(command: Callable[..., T]) -> Callable[..., T]:
     """Add the connection options to a command and pass it one `settings`."""
 
@@ -112,11 +171,18 @@ def connection_options(command: Callable[..., T]) -> Callable[..., T]:
             embedded=kwargs.pop("embedded"),
             embedded_runtime_dir=kwargs.pop("embedded_runtime_dir"),
             embedded_data_dir=kwargs.pop("embedded_data_dir"),
+            password_file=kwargs.pop("redis_password_file"),
+            tls_ca_file=kwargs.pop("tls_ca_file"),
+            tls_cert_file=kwargs.pop("tls_cert_file"),
+            tls_key_file=kwargs.pop("tls_key_file"),
+            sentinels=kwargs.pop("sentinels"),
+            sentinel_master=kwargs.pop("sentinel_master"),
+            cluster=kwargs.pop("cluster"),
         )
         try:
             settings.check()
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="'--redis-url'") from None
+            raise click.UsageError(str(exc)) from None
         return command(*args, settings=settings, **kwargs)
 
     for option in reversed(_connection_options):
@@ -128,29 +194,17 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
     """Run async Redis work; an unreachable Redis is one line and exit 1."""
     import asyncio
 
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
 
     if settings.embedded:
         require_embedded(settings)
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
+        from kamikaze.errors import redis_error_line
+
         log.debug("Redis error", exc_info=True)
         raise click.ClickException(redis_error_line(settings, exc)) from None
-
-
-def redis_error_line(settings: Settings, exc: BaseException) -> str:
-    from redis.exceptions import ConnectionError, TimeoutError
-
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        reason = exc.__cause__ or exc.__context__ or exc
-        errno = getattr(reason, "errno", None)
-        if isinstance(errno, int) and errno > 0:
-            why = os.strerror(errno)
-        else:
-            why = getattr(reason, "strerror", None) or str(reason)
-        return f"cannot connect to Redis at {settings.address}: {why}"
-    return f"Redis at {settings.address} answered: {exc}"
 
 
 def require_embedded(settings: Settings) -> None:
@@ -332,6 +386,8 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
+    from redis.exceptions import RedisClusterException, RedisError
+
     from kamikaze.embedded import EmbeddedError
 
     # Until serve() takes the signals over, SIGTERM/SIGINT unwind normally
@@ -345,6 +401,11 @@ def service(
                 run_service(serve(settings, runner, sweep_interval))
         except EmbeddedError as exc:
             raise click.ClickException(str(exc)) from None
+        except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
+            from kamikaze.errors import redis_error_line
+
+            log.debug("Redis error", exc_info=True)
+            raise click.ClickException(redis_error_line(settings, exc)) from None
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

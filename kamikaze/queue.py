@@ -36,13 +36,22 @@ _LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 
 @cache
-def script_source(name: str) -> str:
-    """common.lua, then the script: shared helpers included, BullMQ-style."""
-    texts = []
+def script_source(name: str, sharded: bool = False) -> str:
+    """common.lua, then the script: shared helpers included, BullMQ-style.
+
+    The change signal is PUBLISH (0.1.x's), or SPUBLISH on a Redis Cluster:
+    sharded pub/sub stays on the queue's shard instead of reaching every node."""
+    texts = [f"local SIGNAL_COMMAND = '{'SPUBLISH' if sharded else 'PUBLISH'}'"]
     for part in ("common", name):
         with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
             texts.append(lua.read())
     return "\n".join(texts)
+
+
+def is_cluster(redis: Redis) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(redis, RedisCluster)
 
 
 def glob_escape(payload: bytes) -> bytes:
@@ -85,12 +94,14 @@ class Queue:
         self.index_key = companion_key(key, "expiry")
         self.payload_key = companion_key(key, "payload")
         self._keys = [key, self.index_key, self.payload_key]
+        self.sharded = is_cluster(redis)
         self._scripts: dict[str, AsyncScript] = {}
         self._warned: set[str] = set()
 
     def _script(self, name: str) -> AsyncScript:
         if name not in self._scripts:
-            self._scripts[name] = self.redis.register_script(script_source(name))
+            source = script_source(name, self.sharded)
+            self._scripts[name] = self.redis.register_script(source)
         return self._scripts[name]
 
     async def push(self, payload: str, ttl: float | None, priority: float) -> Package:

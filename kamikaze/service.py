@@ -12,7 +12,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from kamikaze.queue import Queue, TopReading
+from kamikaze.queue import Queue, TopReading, is_cluster
 from kamikaze.sweep import SWEEP_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
@@ -44,18 +44,29 @@ class Watcher:
         self.last_top: Package | object | None = _UNSET
 
     async def run(self) -> None:
-        """Run until cancelled; never returns because Redis went away."""
+        """Run until cancelled; never returns because Redis went away.
+
+        Wrong credentials or permissions, or a certificate that does not
+        verify, before the first success are raised: retrying cannot mend them."""
         from redis.backoff import ExponentialWithJitterBackoff
-        from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+        from redis.exceptions import (
+            ConnectionError,
+            RedisClusterException,
+            ResponseError,
+            TimeoutError,
+        )
+
+        from kamikaze.errors import is_fatal
 
         backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
         failures = 0
         lost_at = 0.0
+        connected = False
         while True:
             client = self.settings.client()
-            pubsub = client.pubsub()
+            signals = Signals(self.settings, client)
             try:
-                await self._subscribe(pubsub)
+                await signals.subscribe()
                 queue = Queue(client, self.settings.key)
                 reading = await queue.top()  # only a read of the top proves we are back
                 if failures:
@@ -64,9 +75,17 @@ class Watcher:
                         self.settings.address,
                         time.monotonic() - lost_at,
                     )
-                failures = 0
-                await self._follow(queue, pubsub, reading)
-            except (ConnectionError, TimeoutError, OSError, ResponseError) as exc:
+                failures, connected = 0, True
+                await self._follow(queue, signals, reading)
+            except (
+                ConnectionError,
+                TimeoutError,
+                OSError,
+                ResponseError,
+                RedisClusterException,
+            ) as exc:
+                if not connected and is_fatal(exc):
+                    raise
                 # ResponseError: Redis refused (a key of the wrong type, a busy
                 # script, a replica...): as good as lost, until it stops refusing.
                 if not failures:
@@ -74,33 +93,23 @@ class Watcher:
                     log.error("lost Redis at %s (%s); reconnecting", self.settings.address, exc)
                 failures += 1
             finally:
-                await _close(pubsub, client)
+                await signals.close()
+                await _close(client)
             await asyncio.sleep(backoff.compute(failures))
 
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        # Subscribe (and see it confirmed) before the first read of the top,
-        # so that a change between the two still wakes us.
-        await pubsub.subscribe(self.settings.key)
-        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
-        while time.monotonic() < deadline:
-            message = await pubsub.get_message(timeout=deadline - time.monotonic())
-            if message and message["type"] == "subscribe":
-                return
-        raise TimeoutError("no confirmation of SUBSCRIBE")
-
-    async def _follow(self, queue: Queue, pubsub: PubSub, reading: TopReading) -> None:
+    async def _follow(self, queue: Queue, signals: Signals, reading: TopReading) -> None:
         from redis.exceptions import ConnectionError
 
         while True:
             await self._deliver_if_changed(reading)
             wait = reading.seconds_to_expiry()
             if wait is not None and wait < IDLE_RECHECK:
-                await _wait_for_signal(pubsub, wait)
-            elif not await _wait_for_signal(pubsub, IDLE_RECHECK):
+                await signals.wait(wait)
+            elif not await signals.wait(IDLE_RECHECK):
                 # Idle: prove the subscription alive, since a frozen connection
                 # raises no error. Any message, the PONG or a signal, will do.
-                await pubsub.ping()
-                if not await _wait_for_signal(pubsub, PONG_TIMEOUT):
+                await signals.ping()
+                if not await signals.wait(PONG_TIMEOUT):
                     raise ConnectionError("the subscription stopped answering")
             reading = await queue.top()
 
@@ -110,20 +119,70 @@ class Watcher:
             await self.runner.deliver(reading.top)
 
 
+class Signals:
+    """The queue's change signals: SUBSCRIBE to 0.1.x's channel on one server,
+    SSUBSCRIBE on the node that holds the queue in a Redis Cluster."""
+
+    def __init__(self, settings: Settings, client: Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.node_client: Redis | None = None
+        self.pubsub: PubSub | None = None
+
+    async def subscribe(self) -> None:
+        """Subscribe, and see it confirmed: the caller reads the top only
+        then, so that a change between the two still wakes it."""
+        from redis.exceptions import TimeoutError
+
+        key = self.settings.key
+        if is_cluster(self.client):
+            await self.client.initialize()
+            node = self.client.get_node_from_key(key)  # type: ignore[attr-defined]
+            self.node_client = self.settings.node_client(node.host, node.port)
+            self.pubsub = self.node_client.pubsub()
+            await self.pubsub.ssubscribe(key)
+            confirmation = "ssubscribe"
+        else:
+            self.pubsub = self.client.pubsub()
+            await self.pubsub.subscribe(key)
+            confirmation = "subscribe"
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while time.monotonic() < deadline:
+            message = await self.pubsub.get_message(timeout=deadline - time.monotonic())
+            if message and message["type"] == confirmation:
+                return
+        raise TimeoutError(f"no confirmation of {confirmation.upper()}")
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a message (a change signal, or a PONG); False on the timeout.
+
+        Signals queued meanwhile are not drained: each costs one cheap read of
+        the top, while draining costs a timed read at every wake-up."""
+        from redis.exceptions import ConnectionError
+
+        assert self.pubsub is not None
+        message = await self.pubsub.get_message(timeout=timeout)
+        if message is None:
+            return False
+        if message["type"] in ("sunsubscribe", "unsubscribe"):
+            # A cluster tells shard subscribers when their slot moves away.
+            raise ConnectionError("the queue's slot moved to another node")
+        return True
+
+    async def ping(self) -> None:
+        assert self.pubsub is not None
+        await self.pubsub.ping()
+
+    async def close(self) -> None:
+        await _close(*(c for c in (self.pubsub, self.node_client) if c is not None))
+
+
 async def _close(*connections: PubSub | Redis) -> None:
     """Close connections, bounded: shutdown must not wait on a dead peer."""
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(CLOSE_TIMEOUT):
-            for connection in connections:
+    for connection in connections:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await connection.aclose()
-
-
-async def _wait_for_signal(pubsub: PubSub, timeout: float) -> bool:
-    """Wait for a message (a change signal, or a PONG); False on the timeout.
-
-    Signals queued meanwhile are not drained: each costs one cheap read of the
-    top, while draining costs a timed read at every wake-up."""
-    return await pubsub.get_message(timeout=timeout) is not None
 
 
 async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:

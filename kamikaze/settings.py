@@ -1,8 +1,9 @@
-"""Settings: where Redis is and which queue key to use; builds the client."""
+"""Settings: where Redis is, how to reach it safely, and which queue key to
+use; builds the client (one server, Sentinel, or Cluster)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -12,21 +13,31 @@ if TYPE_CHECKING:
     from kamikaze.embedded import EmbeddedServer
 
 DEFAULT_KEY = "kamikaze"
+DEFAULT_SENTINEL_PORT = 26379
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a command unanswered this long means a dead or frozen link
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Connection settings; a URL, when given, wins over host and port."""
+    """Connection settings; a URL, when given, wins over host and port.
 
-    redis_url: str | None = None
+    Secrets (the URL may hold a password) are kept out of repr()."""
+
+    redis_url: str | None = field(default=None, repr=False)
     redis_host: str = "localhost"
     redis_port: int = 6379
     key: str = DEFAULT_KEY
     embedded: bool = False
     embedded_runtime_dir: str | None = None
     embedded_data_dir: str | None = None
+    password_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str | None = None
+    cluster: bool = False
 
     def embedded_server(self) -> EmbeddedServer:
         from kamikaze.embedded import EmbeddedServer
@@ -39,31 +50,79 @@ class Settings:
         return self.embedded_server().url if self.embedded else self.redis_url
 
     @property
+    def tls_files(self) -> bool:
+        return any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
+
+    @property
     def address(self) -> str:
         """Where Redis is, for messages: never includes credentials."""
         if self.embedded:
             return f"the embedded server ({self.embedded_server().socket})"
+        if self.sentinels:
+            via = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"master {self.sentinel_master!r} via Sentinel {via}"
+        prefix = "cluster node " if self.cluster else ""
         if not self.redis_url:
-            return f"{self.redis_host}:{self.redis_port}"
+            scheme = "rediss://" if self.tls_files else ""
+            return f"{prefix}{scheme}{self.redis_host}:{self.redis_port}"
         url = urlsplit(self.redis_url)
         if not url.scheme or (not url.netloc and url.scheme != "unix"):
             return self.redis_url
         if url.scheme == "unix":
             return url.path
         host = url.hostname or "localhost"
-        return f"{url.scheme}://{host}:{url.port or 6379}"
+        return f"{prefix}{url.scheme}://{host}:{url.port or 6379}"
 
     def check(self) -> None:
-        """Raise ValueError, naming it, if the URL is not one redis-py can use."""
-        if not self.redis_url or self.embedded:
-            return
-        from redis.asyncio.connection import parse_url
+        """Raise ValueError, naming the problem, for settings that cannot work."""
+        if self.embedded and (self.cluster or self.sentinels):
+            raise ValueError("--embedded cannot be combined with --cluster or --sentinel")
+        if self.cluster and self.sentinels:
+            raise ValueError("--cluster and --sentinel exclude each other")
+        if bool(self.sentinels) != bool(self.sentinel_master):
+            raise ValueError("--sentinel and --sentinel-master go together")
+        kwargs = self.connection_kwargs()
+        if self.cluster and "unix_socket_path" in kwargs:
+            raise ValueError("a Redis Cluster is not reached over a unix socket")
+        if self.cluster and kwargs.get("db"):
+            raise ValueError("a Redis Cluster has only database 0")
 
+    def connection_kwargs(self) -> dict[str, Any]:
+        """What redis-py needs to reach one server: address, credentials, TLS."""
+        kwargs = self._url_kwargs() if self.url else {}
+        if "unix_socket_path" not in kwargs:
+            kwargs.setdefault("host", self.redis_host)
+            kwargs.setdefault("port", self.redis_port)
+        if self.password_file:
+            if "password" in kwargs:
+                raise ValueError("the password is given twice: in the URL and in a file")
+            kwargs["password"] = read_password(self.password_file)
+        if self.tls_files:
+            if self.url and not kwargs.get("ssl"):
+                raise ValueError("--tls-* options need a rediss:// URL")
+            kwargs["ssl"] = True
+            kwargs["ssl_ca_certs"] = self.tls_ca_file
+            kwargs["ssl_certfile"] = self.tls_cert_file
+            kwargs["ssl_keyfile"] = self.tls_key_file
+        return kwargs
+
+    def _url_kwargs(self) -> dict[str, Any]:
+        from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+        assert self.url is not None
         try:
-            parse_url(self.redis_url)
-            urlsplit(self.redis_url).port  # noqa: B018 - raises on a bad port
+            kwargs: dict[str, Any] = dict(parse_url(self.url))
+            urlsplit(self.url).port  # noqa: B018 - raises on a bad port
         except ValueError as exc:
             raise ValueError(f"{self._address_for_error()}: {exc}") from None
+        connection_class = kwargs.pop("connection_class", None)
+        if connection_class is SSLConnection:
+            kwargs["ssl"] = True
+        elif connection_class is UnixDomainSocketConnection:
+            kwargs["unix_socket_path"] = kwargs.pop("path", None)
+            if not kwargs["unix_socket_path"]:
+                raise ValueError(f"{self._address_for_error()}: no socket path")
+        return kwargs
 
     def _address_for_error(self) -> str:
         try:
@@ -72,26 +131,80 @@ class Settings:
             return "the Redis URL"
 
     def client(self) -> Redis:
+        """A client for the queue's server: Sentinel's master, a Cluster, or one server."""
         from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import ExponentialWithJitterBackoff
 
-        options: dict[str, Any] = {
+        options = {**_client_options(), **self.connection_kwargs()}
+        if self.sentinels:
+            return self._sentinel_master(options)
+        if self.cluster:
+            from redis.asyncio.cluster import RedisCluster
+
+            options.pop("db", None)
+            cluster: Redis = RedisCluster(**options)  # type: ignore[assignment]
+            return cluster
+        return Redis(**options)
+
+    def node_client(self, host: str, port: int) -> Redis:
+        """A client for one node of the cluster (for its shard's pub/sub)."""
+        from redis.asyncio import Redis
+
+        options = {**_client_options(), **self.connection_kwargs()}
+        return Redis(**{**options, "host": host, "port": port})
+
+    def _sentinel_master(self, options: dict[str, Any]) -> Redis:
+        from redis.asyncio.sentinel import Sentinel
+
+        for name in ("host", "port", "unix_socket_path"):
+            options.pop(name, None)
+        sentinel_kwargs = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "socket_timeout": SOCKET_TIMEOUT,
-            # One quick retry for a blip; the service has its own reconnect loop.
-            "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
         }
-        try:  # redis-py >= 8 asks every new connection for maintenance
-            # notifications (a round trip, refused by Redis 7); we need none.
-            from redis.maint_notifications import MaintNotificationsConfig
+        sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        assert self.sentinel_master is not None
+        master: Redis = sentinel.master_for(self.sentinel_master, **options)
+        return master
 
-            options["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
-        except ImportError:
-            pass
-        if self.url:
-            return Redis.from_url(self.url, **options)
-        return Redis(host=self.redis_host, port=self.redis_port, **options)
+
+def _client_options() -> dict[str, Any]:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    return {
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        # One quick retry for a blip; the service has its own reconnect loop.
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        # redis-py 8 asks every new connection for maintenance notifications
+        # (a round trip, refused by Redis 7); we need none.
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+    }
+
+
+def read_password(path: str) -> str:
+    """The first line of a password file, without its line ending."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            password = file.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"cannot read the password file {path!r}: {reason}") from None
+    if not password:
+        raise ValueError(f"the password file {path!r} is empty")
+    return password
+
+
+def parse_sentinel(text: str) -> tuple[str, int]:
+    """HOST[:PORT] or [IPv6]:PORT; the port defaults to 26379."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        host, port = text, str(DEFAULT_SENTINEL_PORT)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 def companion_key(key: str, suffix: str) -> str:

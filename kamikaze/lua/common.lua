@@ -72,6 +72,7 @@ local function delete_member(queue, index, payloads, member)
   return redis.call('ZREM', queue, member)
 end
 
+-- SIGNAL_COMMAND (PUBLISH, or SPUBLISH on a cluster) is set by kamikaze/queue.py.
 local function signal_change(queue)
-  redis.call('PUBLISH', queue, 'new_message')
+  redis.call(SIGNAL_COMMAND, queue, 'new_message')
 end

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kamikaze import __version__
-from kamikaze.cli import main, redis_error_line
+from kamikaze.cli import main
+from kamikaze.errors import redis_error_line
 from kamikaze.settings import Settings
 
 

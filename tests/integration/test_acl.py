@@ -1,0 +1,185 @@
+"""ACL users, passwords and unix sockets, against a real redis-server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.processes import Service, kamikaze_env, run
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+
+PASSWORD = "s3cret-Pa55word"
+ADMIN_PASSWORD = "admin-Pa55word"
+# The README's least-privilege ACL line for the queue `kamikaze`, verbatim.
+README_ACL = (
+    "kamikaze on >{password} resetkeys ~kamikaze ~{{kamikaze}}:* resetchannels &kamikaze "
+    "-@all +evalsha +script|load +zadd +zrem +zrange +zrangebylex +zrangebyscore +zscan "
+    "+zscore +zcard +time +publish +spublish +subscribe +ssubscribe +ping"
+)
+
+
+def readme_acl_line() -> str:
+    readme = (Path(__file__).parents[2] / "README.rst").read_text()
+    line = next(line.strip() for line in readme.splitlines() if "ACL SETUSER kamikaze" in line)
+    return line.split("ACL SETUSER ", 1)[1]
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[RedisServer]:
+    directory = Path(tempfile.mkdtemp(prefix="kamikaze-acl-"))
+    socket = ("--unixsocket", str(directory / "redis.sock"), "--unixsocketperm", "700")
+    server = RedisServer(shutil.which("redis-server") or "", extra_args=socket, dir=directory)
+    server.start()
+    cli = ["redis-cli", "-p", str(server.port)]
+    acl = readme_acl_line().replace("PASSWORD", PASSWORD)
+    subprocess.run([*cli, "ACL", "SETUSER", *acl.split()], check=True, capture_output=True)
+    subprocess.run([*cli, "CONFIG", "SET", "requirepass", ADMIN_PASSWORD], check=True)
+    yield server
+    server.remove()
+
+
+def user_env(server: RedisServer, password: str = PASSWORD, **extra: str) -> dict[str, str]:
+    url = f"redis://kamikaze:{password}@127.0.0.1:{server.port}/0"
+    return kamikaze_env(url, "kamikaze", extra)
+
+
+def test_readme_gives_the_tested_acl_line() -> None:
+    assert readme_acl_line() == README_ACL.format(password="PASSWORD")
+
+
+def test_the_least_privilege_user_can_push_list_remove_and_serve(
+    acl_server: RedisServer, services: list[Service]
+) -> None:
+    env = user_env(acl_server)
+    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
+    services.append(service)
+    service.expect("Queue is empty")
+    assert run("push", "job", "100", "1", env=env).returncode == 0
+    service.expect("Consuming 'job'")
+    listed = run("list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [p["payload"] for p in json.loads(listed.stdout)] == ["job"]
+    assert run("push", "soon", "0.3", "0", env=env).returncode == 0
+    service.expect("Consuming 'soon'")
+    service.expect("Consuming 'job'")  # expired: the sweep and the top ran as this user
+    assert run("remove", "job", env=env).returncode == 0
+    service.expect("Queue is empty")
+    denied = subprocess.run(
+        ["redis-cli", "-p", str(acl_server.port), "-a", ADMIN_PASSWORD, "ACL", "LOG"],
+        capture_output=True,
+        text=True,
+    )
+    assert denied.stdout.strip() == "", denied.stdout
+
+
+def test_the_user_cannot_touch_other_keys(acl_server: RedisServer) -> None:
+    env = user_env(acl_server, KAMIKAZE_KEY="other")
+    result = run("push", "job", "100", "1", env=env)
+    assert result.returncode == 1
+    assert "NOPERM" in result.stderr or "no permissions" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["push", "x", "10", "1"], ["list"], ["remove", "x"]])
+def test_a_wrong_password_is_exit_1_and_one_line_without_the_password(
+    acl_server: RedisServer, command: list[str]
+) -> None:
+    env = user_env(acl_server, password="wr0ng-Pa55")
+    result = run(*command, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"Error: Redis at redis://127.0.0.1:{acl_server.port} refused the credentials: "
+        "invalid username-password pair or user is disabled."
+    ]
+    debug = run("--loglevel", "DEBUG", *command, env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "wr0ng-Pa55" not in debug.stdout + debug.stderr
+
+
+def test_the_service_with_a_wrong_password_exits_1_without_it(acl_server: RedisServer) -> None:
+    env = user_env(acl_server, password="wr0ng-Pa55")
+    result = subprocess.run(
+        [sys.executable, "-m", "kamikaze", "--loglevel", "DEBUG", "service",
+         "example_consumer.consumer.blocking_consumer_func"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "refused the credentials" in result.stderr.splitlines()[-1]
+    assert "wr0ng-Pa55" not in result.stdout + result.stderr
+
+
+def test_the_password_can_come_from_a_file(acl_server: RedisServer, tmp_path: Path) -> None:
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    url = f"redis://kamikaze@127.0.0.1:{acl_server.port}/0"
+    env = kamikaze_env(url, "kamikaze", {"KAMIKAZE_REDIS_PASSWORD_FILE": str(password_file)})
+    assert run("push", "from-file", "100", "1", env=env).returncode == 0
+    listed = run("list", "--json", env=env)
+    assert "from-file" in listed.stdout
+    assert run("remove", "from-file", env=env).returncode == 0
+    # as an option too, with the host and port options
+    env = kamikaze_env("", "kamikaze")
+    del env["KAMIKAZE_REDIS_URL"]
+    password_file.write_text(ADMIN_PASSWORD + "\n")  # the default user
+    result = run(
+        "list",
+        "--redis-port",
+        str(acl_server.port),
+        "--redis-host",
+        "127.0.0.1",
+        "--redis-password-file",
+        str(password_file),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file or directory"), ("", "is empty")],
+)
+def test_a_bad_password_file_is_exit_2(
+    acl_server: RedisServer, tmp_path: Path, content: str | None, message: str
+) -> None:
+    password_file = tmp_path / "password"
+    if content is not None:
+        password_file.write_text(content)
+    url = f"redis://kamikaze@127.0.0.1:{acl_server.port}/0"
+    env = kamikaze_env(url, "kamikaze", {"KAMIKAZE_REDIS_PASSWORD_FILE": str(password_file)})
+    result = run("push", "x", "10", "1", env=env)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_password_in_the_url_and_a_file_is_exit_2(
+    acl_server: RedisServer, tmp_path: Path
+) -> None:
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    env = user_env(acl_server, KAMIKAZE_REDIS_PASSWORD_FILE=str(password_file))
+    result = run("list", env=env)
+    assert result.returncode == 2 and "password is given twice" in result.stderr
+    assert PASSWORD not in result.stderr
+
+
+def test_unix_socket_url(acl_server: RedisServer, services: list[Service]) -> None:
+    socket = acl_server.dir / "redis.sock"
+    env = kamikaze_env(f"unix://kamikaze:{PASSWORD}@{socket}", "kamikaze")
+    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
+    services.append(service)
+    service.expect(f"watching kamikaze at {socket}")
+    service.expect("Queue is empty")
+    assert run("push", "over-unix", "100", "1", env=env).returncode == 0
+    service.expect("Consuming 'over-unix'")
+    assert "over-unix" in run("list", env=env).stdout
+    assert run("remove", "over-unix", env=env).returncode == 0
+    service.expect("Queue is empty")
