@@ -1,5 +1,35 @@
 """Kamikaze: prioritised packages with expiry times on a Redis queue, and a
 service that calls a consumer whenever the package at the top changes.
+
+The Python API: `Queue` (async; `Queue.connect(url, key)`), `SyncQueue`
+(blocking, for scripts), `Package` (what consumers receive) and `Settings`.
+They are imported on first use, so that the CLI starts fast.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kamikaze.package import Package
+    from kamikaze.queue import Queue, TopReading
+    from kamikaze.settings import Settings
+    from kamikaze.sync import SyncQueue
+
 __version__ = "1.0.0.dev0"
+__all__ = ["Package", "Queue", "Settings", "SyncQueue", "TopReading", "__version__"]
+
+_HOMES = {
+    "Package": "kamikaze.package",
+    "Queue": "kamikaze.queue",
+    "TopReading": "kamikaze.queue",
+    "Settings": "kamikaze.settings",
+    "SyncQueue": "kamikaze.sync",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'kamikaze' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

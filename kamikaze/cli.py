@@ -11,13 +11,16 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from kamikaze import __version__
 from kamikaze.settings import DEFAULT_KEY, Settings
+
+if TYPE_CHECKING:
+    from kamikaze.follow import Signals
 
 T = TypeVar("T")
 log = logging.getLogger("kamikaze")
@@ -231,17 +234,24 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
 )
-def main(loglevel: str) -> None:
+@click.option(
+    "--log-format",
+    envvar="KAMIKAZE_LOG_FORMAT",
+    default="human",
+    show_default=True,
+    type=click.Choice(["human", "json"]),
+    help="json: one JSON object per line (time, level, logger, message), for log shippers.",
+)
+def main(loglevel: str, log_format: str) -> None:
     """Prioritised packages with expiry times on a Redis queue.
 
     The top of the queue is the live package with the LOWEST priority number
     (priority 1 beats priority 5). `kamikaze service` calls a consumer
     whenever the top changes or expires.
     """
-    logging.basicConfig(
-        level=loglevel.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from kamikaze.logs import configure
+
+    configure(loglevel, log_format)
 
 
 @main.command(context_settings={"ignore_unknown_options": True}, epilog=PRIORITY_HELP)
@@ -357,12 +367,30 @@ def list_(as_json: bool, settings: Settings) -> None:
     metavar="JSON",
     help="A JSON object of keyword arguments for the consumer.",
 )
+@click.option(
+    "--metrics-port",
+    envvar="KAMIKAZE_METRICS_PORT",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at /metrics and health at /health on PORT "
+    "(pip install 'kamikaze[metrics]').",
+)
+@click.option(
+    "--metrics-host",
+    envvar="KAMIKAZE_METRICS_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="The address the metrics endpoint listens on.",
+)
 @connection_options
 def service(
     consumer_path: str,
     consumer_args: tuple[str, ...],
     consumer_function_kwargs: str | None,
     sweep_interval: float,
+    metrics_port: int | None,
+    metrics_host: str,
     settings: Settings,
 ) -> None:
     """Call CONSUMER_PATH (module.function) whenever the top changes.
@@ -386,6 +414,12 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
+    if metrics_port is not None:
+        require_metrics()
+
+    def serving() -> Coroutine[Any, Any, None]:
+        return serve(settings, runner, sweep_interval, metrics_port, metrics_host)
+
     from redis.exceptions import RedisClusterException, RedisError
 
     from kamikaze.embedded import EmbeddedError
@@ -396,16 +430,66 @@ def service(
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():
-                    run_service(serve(settings, runner, sweep_interval))
+                    run_service(serving())
             else:
-                run_service(serve(settings, runner, sweep_interval))
-        except EmbeddedError as exc:
+                run_service(serving())
+        except (EmbeddedError, OSError) as exc:  # OSError: the metrics port is taken
             raise click.ClickException(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
             from kamikaze.errors import redis_error_line
 
             log.debug("Redis error", exc_info=True)
             raise click.ClickException(redis_error_line(settings, exc)) from None
+
+
+def require_metrics() -> None:
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise click.UsageError(
+            "--metrics-port needs prometheus-client: pip install 'kamikaze[metrics]'"
+        ) from None
+
+
+@main.command()
+@connection_options
+def watch(settings: Settings) -> None:
+    """A live view of the queue, top first, redrawn on each change.
+
+    On a terminal: the top highlighted, TTLs counting down; q or Ctrl-C
+    quits. Otherwise: one plain snapshot (as `list` prints) per change.
+    """
+    from kamikaze.follow import Signals
+    from kamikaze.live import Snapshot, run_view
+    from kamikaze.queue import Queue
+
+    async def work() -> None:
+        async with settings.client() as redis:
+            queue = Queue(redis, settings.key)
+
+            async def fetch(limit: int) -> Snapshot:
+                now = await queue.server_time()
+                return await queue.packages(limit), await queue.size(now), now
+
+            signals = Signals(redis, settings.key)
+            await signals.subscribe()
+            try:
+                interactive = sys.stdout.isatty()
+                stdin = sys.stdin.fileno() if interactive and sys.stdin.isatty() else None
+                await run_view(fetch, each_signal(signals), sys.stdout, stdin, interactive)
+            finally:
+                await signals.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_redis(settings, work)
+
+
+async def each_signal(signals: Signals) -> AsyncIterator[None]:
+    """Yield once per change signal (a PONG or a lost link ends nothing:
+    get_message raises on a lost link, which ends the view with one line)."""
+    while True:
+        if await signals.wait(60.0):
+            yield None
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

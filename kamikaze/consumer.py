@@ -11,10 +11,14 @@ import logging
 import os
 import pkgutil
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kamikaze.package import Package
+
+if TYPE_CHECKING:
+    from kamikaze.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +88,41 @@ class Runner:
         self.kwargs = kwargs or {}
         self.task: asyncio.Task[Any] | None = None
         self.awaitable: Awaitable[Any] | None = None
+        self.metrics: Metrics | None = None
 
     async def deliver(self, package: Package | None) -> None:
         await self.cancel()
         log.debug("calling consumer with %r", package)
+        started = time.perf_counter()
         try:
             result = self.consumer(package, *self.args, **self.kwargs)
         except (Exception, SystemExit):
             log.exception("consumer raised on %r", package)
+            self._observe(started, failed=True)
             return
         if inspect.isawaitable(result):
             self.awaitable = result
-            self.task = asyncio.ensure_future(_contained(result, package))
+            self.task = asyncio.ensure_future(self._contained(result, package, started))
+        else:
+            self._observe(started, failed=False)
+
+    def _observe(self, started: float, failed: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_call(time.perf_counter() - started, failed)
+
+    async def _contained(
+        self, awaitable: Awaitable[Any], package: Package | None, started: float
+    ) -> Any:
+        """Run a coroutine consumer; log what it raises (SystemExit too, which
+        asyncio would otherwise let out of the event loop)."""
+        try:
+            result = await awaitable
+        except (Exception, SystemExit):
+            log.exception("consumer raised on %r", package)
+            self._observe(started, failed=True)
+            return None
+        self._observe(started, failed=False)
+        return result
 
     async def cancel(self) -> None:
         """Cancel a running consumer task and wait (briefly) until it has stopped."""
@@ -115,12 +142,3 @@ class Runner:
                 "consumer task ignored cancellation for %.1f s; going on without it",
                 CANCEL_GRACE,
             )
-
-
-async def _contained(awaitable: Awaitable[Any], package: Package | None) -> Any:
-    """Run a coroutine consumer; log what it raises (SystemExit too, which
-    asyncio would otherwise let out of the event loop)."""
-    try:
-        return await awaitable
-    except (Exception, SystemExit):
-        log.exception("consumer raised on %r", package)

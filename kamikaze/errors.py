@@ -38,3 +38,18 @@ def is_fatal(exc: BaseException) -> bool:
     if isinstance(exc, (AuthenticationError, AuthorizationError, NoPermissionError)):
         return True
     return isinstance(exc.__cause__ or exc.__context__, ssl.SSLCertVerificationError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A failure the service rides out by reconnecting: the link, or Redis
+    refusing for now (a key of the wrong type, a busy script, a replica)."""
+    from redis.exceptions import (
+        ConnectionError,
+        RedisClusterException,
+        ResponseError,
+        TimeoutError,
+    )
+
+    return isinstance(
+        exc, (ConnectionError, TimeoutError, OSError, ResponseError, RedisClusterException)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -88,8 +88,9 @@ class Queue:
     Lower score = higher priority: the top is the live package with the lowest score.
     """
 
-    def __init__(self, redis: Redis, key: str = "kamikaze") -> None:
+    def __init__(self, redis: Redis, key: str = "kamikaze", owns_client: bool = False) -> None:
         self.redis = redis
+        self.owns_client = owns_client
         self.key = key
         self.index_key = companion_key(key, "expiry")
         self.payload_key = companion_key(key, "payload")
@@ -97,6 +98,28 @@ class Queue:
         self.sharded = is_cluster(redis)
         self._scripts: dict[str, AsyncScript] = {}
         self._warned: set[str] = set()
+
+    @classmethod
+    def connect(cls, url: str | None = None, key: str = "kamikaze", **options: Any) -> Queue:
+        """A queue on its own client; `options` are Settings fields
+        (password_file, tls_ca_file, sentinels, cluster, ...). Close it with
+        `aclose()`, or use it as `async with Queue.connect(...) as queue:`."""
+        from kamikaze.settings import Settings
+
+        settings = Settings(redis_url=url, key=key, **options)
+        settings.check()
+        return cls(settings.client(), key, owns_client=True)
+
+    async def __aenter__(self) -> Queue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client, if this queue made it (Queue.connect)."""
+        if self.owns_client:
+            await self.redis.aclose()
 
     def _script(self, name: str) -> AsyncScript:
         if name not in self._scripts:
@@ -219,8 +242,9 @@ class Queue:
         sec, usec = await self.redis.time()
         return float(sec) + usec / 1_000_000
 
-    async def packages(self) -> list[Package]:
-        """Live packages, top first (read-only: expired ones are left for the service)."""
+    async def packages(self, limit: int | None = None) -> list[Package]:
+        """Live packages, top first, at most `limit` of them (read-only:
+        expired ones are left for the service)."""
         now = await self.server_time()
         live: list[Package] = []
         for start in range(0, await self.redis.zcard(self.key), PAGE_SIZE):
@@ -228,7 +252,31 @@ class Queue:
                 self.key, start, start + PAGE_SIZE - 1, withscores=True
             )
             live += (p for p in self._decode(page) if not p.expired(now))
+            if limit is not None and len(live) >= limit:
+                return live[:limit]
         return live
+
+    async def size(self, now: float | None = None) -> int:
+        """Members in the queue; given the server time `now`, without the
+        expired ones the expiry index knows of (two O(log N) calls)."""
+        if now is None:
+            return int(await self.redis.zcard(self.key))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.key)
+            pipe.zcount(self.index_key, "-inf", now)
+            members, expired = await pipe.execute()
+        return max(int(members) - int(expired), 0)
+
+    async def watch(self) -> AsyncIterator[Package | None]:
+        """The top now, then each time it changes (a more urgent push, its
+        removal or expiry, the queue emptying: then None); follows change
+        signals, acts on the top's expire time, and rides out Redis outages.
+        Like the service, it deletes an expired top as it goes."""
+        from kamikaze.follow import Follower
+
+        follower = Follower(lambda: self.redis, self.key, self.key, owns_clients=False)
+        async for change in follower.changes():
+            yield change.top
 
     def _decode(self, entries: Sequence[tuple[bytes, float]]) -> Iterable[Package]:
         for member, score in entries:

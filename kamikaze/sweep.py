@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from kamikaze.queue import Queue
+
+if TYPE_CHECKING:
+    from kamikaze.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +26,12 @@ class Sweeper:
     when queue and index disagree in size (or every RECONCILE_EVERY sweeps,
     for changes that cancel out), walk both to bring them together."""
 
-    def __init__(self, queue: Queue, interval: float = SWEEP_INTERVAL) -> None:
+    def __init__(
+        self, queue: Queue, interval: float = SWEEP_INTERVAL, metrics: Metrics | None = None
+    ) -> None:
         self.queue = queue
         self.interval = interval
+        self.metrics = metrics
         self.sweeps = 0
 
     async def run(self) -> None:
@@ -42,6 +49,8 @@ class Sweeper:
     async def sweep_once(self) -> int:
         deleted = await self.queue.sweep()
         queue_size, index_size = await self.queue.sizes()
+        if self.metrics:
+            self.metrics.set_queue_size(queue_size)
         self.sweeps += 1
         if queue_size != index_size or self.sweeps % RECONCILE_EVERY == 0:
             await self.reconcile()

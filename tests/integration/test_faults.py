@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from kamikaze.queue import Queue
-from kamikaze.service import IDLE_RECHECK
+from kamikaze.follow import IDLE_RECHECK
 from kamikaze.settings import SOCKET_TIMEOUT, Settings
 from tests.integration.conftest import Recorder, start_watcher, stop
 from tests.integration.processes import Service, kamikaze_env, run

@@ -1,0 +1,227 @@
+"""Following a queue's top: wake on a change signal or the top's expire
+time, read the top, report each change; reconnect whenever Redis goes away.
+Shared by the service, `kamikaze watch` and `Queue.watch()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kamikaze.queue import Queue, TopReading, is_cluster
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    from kamikaze.package import Package
+
+log = logging.getLogger("kamikaze.service")
+
+IDLE_RECHECK = 2.0  # seconds between reads of the top (and a PING) when nothing arrives
+PONG_TIMEOUT = 1.0  # an idle subscription must answer a PING within this
+SUBSCRIBE_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 0.5
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new top (None: the queue is empty), the reading behind it, and
+    when (monotonic) the wake-up that found it happened."""
+
+    top: Package | None
+    reading: TopReading
+    woke_at: float
+    previous: Package | None
+
+
+class Observer(Protocol):
+    def connected(self, up: bool) -> None: ...
+
+
+class Follower:
+    """Yields the queue's top each time it changes, starting with the
+    current one; runs until the caller stops iterating or cancels it.
+
+    `connect` makes a client for each (re)connection; it is closed after
+    each unless `owns_clients` is False. Wrong credentials or permissions,
+    or a certificate that does not verify, before the first success are
+    raised: retrying cannot mend them. Other failures are logged once per
+    outage and retried with capped backoff."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Redis],
+        key: str,
+        address: str,
+        owns_clients: bool = True,
+        observer: Observer | None = None,
+    ) -> None:
+        self.connect = connect
+        self.key = key
+        self.address = address
+        self.owns_clients = owns_clients
+        self.observer = observer
+        self.last_top: Package | None = _UNSET
+
+    async def changes(self) -> AsyncIterator[Change]:
+        from redis.backoff import ExponentialWithJitterBackoff
+
+        from kamikaze.errors import is_fatal, is_outage
+
+        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
+        failures, lost_at, connected = 0, 0.0, False
+        while True:
+            client = self.connect()
+            signals = Signals(client, self.key)
+            try:
+                await signals.subscribe()
+                queue = Queue(client, self.key)
+                woke_at = time.monotonic()
+                reading = await queue.top()  # only a read of the top proves we are back
+                if failures:
+                    log.info(
+                        "reconnected to Redis at %s after %.1f s",
+                        self.address,
+                        time.monotonic() - lost_at,
+                    )
+                failures, connected = 0, True
+                self._report(True)
+                async for change in self._follow(queue, signals, reading, woke_at):
+                    yield change
+            except Exception as exc:
+                if not is_outage(exc) or (not connected and is_fatal(exc)):
+                    raise
+                # Refusals (a key of the wrong type, a busy script, a replica)
+                # count as an outage too, until Redis stops refusing.
+                if not failures:
+                    lost_at = time.monotonic()
+                    log.error("lost Redis at %s (%s); reconnecting", self.address, exc)
+                    self._report(False)
+                failures += 1
+            finally:
+                await signals.close()
+                if self.owns_clients:
+                    await close_quietly(client)
+            await asyncio.sleep(backoff.compute(failures))
+
+    def _report(self, up: bool) -> None:
+        if self.observer is not None:
+            self.observer.connected(up)
+
+    async def _follow(
+        self, queue: Queue, signals: Signals, reading: TopReading, woke_at: float
+    ) -> AsyncIterator[Change]:
+        from redis.exceptions import ConnectionError
+
+        while True:
+            if self.last_top is _UNSET or reading.top != self.last_top:
+                previous = None if self.last_top is _UNSET else self.last_top
+                self.last_top = reading.top
+                yield Change(reading.top, reading, woke_at, previous)
+            wait = reading.seconds_to_expiry()
+            if wait is not None and wait < IDLE_RECHECK:
+                await signals.wait(wait)
+            elif not await signals.wait(IDLE_RECHECK):
+                # Idle: prove the subscription alive, since a frozen connection
+                # raises no error. Any message, the PONG or a signal, will do.
+                await signals.ping()
+                if not await signals.wait(PONG_TIMEOUT):
+                    raise ConnectionError("the subscription stopped answering")
+            woke_at = time.monotonic()
+            reading = await queue.top()
+
+
+class Signals:
+    """The queue's change signals: SUBSCRIBE to 0.1.x's channel on one server,
+    SSUBSCRIBE on the node that holds the queue in a Redis Cluster."""
+
+    def __init__(self, client: Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+        self.node_client: Redis | None = None
+        self.pubsub: PubSub | None = None
+
+    async def subscribe(self) -> None:
+        """Subscribe, and see it confirmed: the caller reads the top only
+        then, so that a change between the two still wakes it."""
+        from redis.exceptions import TimeoutError
+
+        if is_cluster(self.client):
+            self.node_client = await node_client(self.client, self.key)
+            self.pubsub = self.node_client.pubsub()
+            await self.pubsub.ssubscribe(self.key)
+            confirmation = "ssubscribe"
+        else:
+            self.pubsub = self.client.pubsub()
+            await self.pubsub.subscribe(self.key)
+            confirmation = "subscribe"
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while time.monotonic() < deadline:
+            message = await self.pubsub.get_message(timeout=deadline - time.monotonic())
+            if message and message["type"] == confirmation:
+                return
+        raise TimeoutError(f"no confirmation of {confirmation.upper()}")
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a message (a change signal, or a PONG); False on the timeout.
+
+        Signals queued meanwhile are not drained: each costs one cheap read of
+        the top, while draining costs a timed read at every wake-up."""
+        from redis.exceptions import ConnectionError
+
+        assert self.pubsub is not None
+        message = await self.pubsub.get_message(timeout=timeout)
+        if message is None:
+            return False
+        if message["type"] in ("sunsubscribe", "unsubscribe"):
+            # A cluster tells shard subscribers when their slot moves away.
+            raise ConnectionError("the queue's slot moved to another node")
+        return True
+
+    async def ping(self) -> None:
+        assert self.pubsub is not None
+        await self.pubsub.ping()
+
+    async def close(self) -> None:
+        for connection in (self.pubsub, self.node_client):
+            if connection is not None:
+                await close_quietly(connection)
+
+
+async def node_client(cluster: Any, key: str) -> Redis:
+    """A client for the cluster node that holds `key`, with the cluster's
+    credentials and TLS settings."""
+    from redis.asyncio import ConnectionPool, Redis
+
+    await cluster.initialize()
+    node = cluster.get_node_from_key(key)
+    pool = ConnectionPool(connection_class=node.connection_class, **node.connection_kwargs)
+    return Redis.from_pool(pool)
+
+
+async def close_quietly(connection: PubSub | Redis) -> None:
+    """Close a connection, bounded: shutdown must not wait on a dead peer."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await connection.aclose()
+
+
+async def stop_task(task: asyncio.Task[Any], timeout: float) -> bool:
+    """Cancel `task` and wait until it has finished; True if it did in time.
+
+    The cancellation is repeated: a cancellation that lands while a library
+    is handling its own timeout can be absorbed, and shutdown must not hang."""
+    deadline = time.monotonic() + timeout
+    while not task.done() and time.monotonic() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    return task.done()
