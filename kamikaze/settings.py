@@ -145,13 +145,6 @@ class Settings:
             return cluster
         return Redis(**options)
 
-    def node_client(self, host: str, port: int) -> Redis:
-        """A client for one node of the cluster (for its shard's pub/sub)."""
-        from redis.asyncio import Redis
-
-        options = {**_client_options(), **self.connection_kwargs()}
-        return Redis(**{**options, "host": host, "port": port})
-
     def _sentinel_master(self, options: dict[str, Any]) -> Redis:
         from redis.asyncio.sentinel import Sentinel
 
