@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import ssl
 
@@ -14,7 +15,11 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
     if isinstance(exc, AuthenticationError):
         return f"Redis at {settings.address} refused the credentials: {exc}"
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return f"cannot connect to Redis at {settings.address}: {connection_failure(exc)}"
+        why = connection_failure(exc)
+        if settings.uses_tls and why == os.strerror(errno.ECONNRESET):
+            # TLS 1.3 servers refuse a missing client certificate after the handshake.
+            why += " (does the server demand a client certificate? see --tls-cert-file)"
+        return f"cannot connect to Redis at {settings.address}: {why}"
     return f"Redis at {settings.address} answered: {exc}"
 
 
@@ -24,10 +29,12 @@ def connection_failure(exc: BaseException) -> str:
         return f"TLS certificate verification failed ({reason.verify_message})"
     if isinstance(reason, ssl.SSLError):
         return f"TLS failed ({reason.reason or reason})"
-    errno = getattr(reason, "errno", None)
-    if isinstance(errno, int) and errno > 0:
-        return os.strerror(errno)
-    return getattr(reason, "strerror", None) or str(reason)
+    number = getattr(reason, "errno", None)
+    if isinstance(number, int) and number > 0:
+        return os.strerror(number)
+    text = getattr(reason, "strerror", None) or str(reason)
+    # redis-py appends its client objects' reprs to "No master found for 'name'".
+    return text.split(" : ", 1)[0] if text.startswith("No master found") else text
 
 
 def is_fatal(exc: BaseException) -> bool:

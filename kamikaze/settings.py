@@ -50,6 +50,10 @@ class Settings:
         return self.embedded_server().url if self.embedded else self.redis_url
 
     @property
+    def uses_tls(self) -> bool:
+        return self.tls_files or (self.url or "").startswith("rediss://")
+
+    @property
     def tls_files(self) -> bool:
         return any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
 
@@ -150,9 +154,12 @@ class Settings:
 
         for name in ("host", "port", "unix_socket_path"):
             options.pop(name, None)
+        # The sentinels get the same quick retry: a dead one (its host may
+        # have died with the master) must not cost seconds on every connect.
         sentinel_kwargs = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "socket_timeout": SOCKET_TIMEOUT,
+            "retry": _client_options()["retry"],
         }
         sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         assert self.sentinel_master is not None
