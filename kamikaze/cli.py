@@ -29,6 +29,19 @@ PRIORITY_HELP = "PRIORITY: lower is more urgent (1 beats 5)."
 LEFTOVER_GRACE = 0.5  # seconds for tasks still running when the service returns
 
 
+class Failure(click.ClickException):
+    """Exit 1 with one line: printed, or logged as JSON under --log-format json
+    so that a log shipper sees the reason a service stopped."""
+
+    def show(self, file: Any = None) -> None:
+        from kamikaze.logs import json_active
+
+        if json_active():
+            log.error(self.format_message())
+        else:
+            super().show(file)
+
+
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
     name = "number"
 
@@ -207,7 +220,7 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
         from kamikaze.errors import redis_error_line
 
         log.debug("Redis error", exc_info=True)
-        raise click.ClickException(redis_error_line(settings, exc)) from None
+        raise Failure(redis_error_line(settings, exc)) from None
 
 
 def require_embedded(settings: Settings) -> None:
@@ -216,7 +229,7 @@ def require_embedded(settings: Settings) -> None:
     try:
         settings.embedded_server().require_running()
     except EmbeddedError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Failure(str(exc)) from None
 
 
 def echo(text: str, errors: str = "surrogateescape") -> None:
@@ -434,12 +447,12 @@ def service(
             else:
                 run_service(serving())
         except (EmbeddedError, OSError) as exc:  # OSError: the metrics port is taken
-            raise click.ClickException(str(exc)) from None
+            raise Failure(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
             from kamikaze.errors import redis_error_line
 
             log.debug("Redis error", exc_info=True)
-            raise click.ClickException(redis_error_line(settings, exc)) from None
+            raise Failure(redis_error_line(settings, exc)) from None
 
 
 def require_metrics() -> None:
@@ -480,7 +493,7 @@ def watch(settings: Settings) -> None:
             finally:
                 await signals.close()
 
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt), stop_on_signals(quiet=True):
         run_redis(settings, work)
 
 
@@ -525,7 +538,7 @@ class ShutdownRequested(Exception):
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals(quiet: bool = False) -> Iterator[None]:
     def raise_shutdown(signum: int, frame: object) -> None:
         raise ShutdownRequested(signum)
 
@@ -533,7 +546,8 @@ def stop_on_signals() -> Iterator[None]:
     try:
         yield
     except ShutdownRequested:
-        log.info("shutting down")
+        if not quiet:
+            log.info("shutting down")
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -30,6 +30,11 @@ def configure(level: str, fmt: str = "human", stream: TextIO | None = None) -> N
         raise ValueError(f"unknown log format {fmt!r}, expected one of {', '.join(FORMATS)}")
 
 
+def json_active() -> bool:
+    """Whether the root logger writes JSON lines (configure(..., "json"))."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, ASCII only, so lone surrogates cannot break the line."""
 
