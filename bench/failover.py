@@ -96,7 +96,10 @@ def main() -> None:
     rows = [
         ["baseline: kill -> sentinels name the new master", *_stats(promoted)],
         ["kamikaze: kill -> service delivers the next push", *_stats(delivered)],
-        ["kamikaze beyond the promotion", *_stats([d - p for p, d in zip(promoted, delivered)])],
+        [
+            "kamikaze beyond the promotion",
+            *_stats([d - p for p, d in zip(promoted, delivered, strict=True)]),
+        ],
     ]
     print_table(["measurement (s)", "runs", "median", "min", "max"], rows)
     extra = statistics.median(d - p for p, d in zip(promoted, delivered, strict=True))

@@ -498,11 +498,19 @@ def watch(settings: Settings) -> None:
 
 
 async def each_signal(signals: Signals) -> AsyncIterator[None]:
-    """Yield once per change signal (a PONG or a lost link ends nothing:
-    get_message raises on a lost link, which ends the view with one line)."""
+    """Yield once per change signal. An idle subscription must answer a PING,
+    as in the service; a lost or frozen link ends the view with one line."""
+    from redis.exceptions import ConnectionError
+
+    from kamikaze.follow import IDLE_RECHECK, PONG_TIMEOUT
+
     while True:
-        if await signals.wait(60.0):
+        if await signals.wait(IDLE_RECHECK):
             yield None
+            continue
+        await signals.ping()
+        if not await signals.wait(PONG_TIMEOUT):
+            raise ConnectionError("the subscription stopped answering")
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

@@ -117,6 +117,9 @@ class Runner:
         asyncio would otherwise let out of the event loop)."""
         try:
             result = await awaitable
+        except asyncio.CancelledError:
+            self._observe(started, failed=False)  # a call all the same, cut short
+            raise
         except (Exception, SystemExit):
             log.exception("consumer raised on %r", package)
             self._observe(started, failed=True)

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 
 from kamikaze.package import Package
 from kamikaze.queue import Queue
 
+T = TypeVar("T")
+
 
 class SyncQueue:
-    """The Queue API without async/await, on an event loop of its own.
+    """The Queue API without async/await.
 
     >>> with SyncQueue("redis://localhost:6379/0") as queue:
     ...     queue.push("job-1", ttl=60, priority=1)
 
     `options` are Settings fields (password_file, tls_ca_file, sentinels,
-    sentinel_master, cluster, ...). Not thread-safe: one per thread.
+    sentinel_master, cluster, ...). Its event loop runs in a thread of its
+    own, so it works anywhere, even inside a plain consumer that the service
+    calls from its event loop; it may be shared between threads.
     """
 
     def __init__(self, url: str | None = None, key: str = "kamikaze", **options: Any) -> None:
-        self._runner = asyncio.Runner()
-        self._queue: Queue = self._runner.run(_connect(url, key, options))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kamikaze-sync", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._queue: Queue = self._run(_connect(url, key, options))
+        except BaseException:
+            self._stop()
+            raise
 
     @property
     def key(self) -> str:
@@ -30,27 +43,38 @@ class SyncQueue:
 
     def push(self, payload: str, ttl: float | None, priority: float) -> Package:
         """Add one package; ttl None means it never expires."""
-        return self._runner.run(self._queue.push(payload, ttl, priority))
+        return self._run(self._queue.push(payload, ttl, priority))
 
     def push_many(self, items: Iterable[tuple[str, float | None, float]]) -> list[Package]:
         """Add (payload, ttl, priority) packages in one atomic call."""
-        return self._runner.run(self._queue.push_many(items))
+        return self._run(self._queue.push_many(list(items)))
 
     def remove(self, payload: str) -> int:
         """Remove every package whose payload is exactly `payload`; returns the count."""
-        return self._runner.run(self._queue.remove(payload))
+        return self._run(self._queue.remove(payload))
 
     def packages(self, limit: int | None = None) -> list[Package]:
         """Live packages, top first."""
-        return self._runner.run(self._queue.packages(limit))
+        return self._run(self._queue.packages(limit))
 
     def top(self) -> Package | None:
         """The live top, or None when the queue is empty."""
-        return self._runner.run(self._queue.top()).top
+        return self._run(self._queue.top()).top
 
     def close(self) -> None:
-        self._runner.run(self._queue.aclose())
-        self._runner.close()
+        if self._thread.is_alive():
+            try:
+                self._run(self._queue.aclose())
+            finally:
+                self._stop()
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    def _stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def __enter__(self) -> SyncQueue:
         return self

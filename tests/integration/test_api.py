@@ -86,6 +86,13 @@ def test_sync_queue_works_beside_a_running_event_loop_thread(settings: Settings)
         ]
 
 
+async def test_sync_queue_inside_a_running_event_loop(settings: Settings) -> None:
+    """As in a plain consumer, which the service calls from its event loop."""
+    with SyncQueue(settings.redis_url, settings.key) as queue:
+        queue.push("inside", 60, 1)
+        assert queue.remove("inside") == 1
+
+
 def test_the_api_is_exported_lazily() -> None:
     assert kamikaze.Queue is Queue and kamikaze.SyncQueue is SyncQueue
     assert set(kamikaze.__all__) >= {"Queue", "SyncQueue", "Package", "Settings"}

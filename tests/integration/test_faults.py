@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from kamikaze.queue import Queue
 from kamikaze.follow import IDLE_RECHECK
+from kamikaze.queue import Queue
 from kamikaze.settings import SOCKET_TIMEOUT, Settings
 from tests.integration.conftest import Recorder, start_watcher, stop
 from tests.integration.processes import Service, kamikaze_env, run

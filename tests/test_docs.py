@@ -1,0 +1,438 @@
+"""The README and contrib/ stay true to the code: every command, option,
+environment variable, metric and log field is documented, the RST renders
+without warnings, the Python examples run and print what the README says, and
+the systemd unit parses and builds a command line the CLI accepts."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import contextlib
+import dataclasses
+import inspect
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+
+from kamikaze import Package, Queue, SyncQueue
+from kamikaze.cli import main
+from kamikaze.consumer import decode_arg, decode_kwargs, resolve
+from kamikaze.logs import JsonFormatter
+from kamikaze.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.rst").read_text(encoding="utf-8")
+UNIT = ROOT / "contrib" / "kamikaze.service"
+ENV_EXAMPLE = ROOT / "contrib" / "kamikaze.env.example"
+UNIT_VARIABLES = {"KAMIKAZE_CONSUMER", "KAMIKAZE_CONSUMER_ARGS", "KAMIKAZE_CONSUMER_KWARGS"}
+SHELLS = ("bash", "zsh", "fish")
+
+
+# The README, taken apart --------------------------------------------------------------
+
+
+def section(title: str) -> str:
+    """A top-level section (title underlined with '='), up to the next one."""
+    lines = README.splitlines()
+    starts = [
+        i
+        for i in range(len(lines) - 1)
+        if lines[i].strip("=") and lines[i + 1] == "=" * len(lines[i])
+    ]
+    names = [lines[i] for i in starts]
+    assert title in names, f"no section {title!r} in README.rst: {names}"
+    start = starts[names.index(title)]
+    end = next((i for i in starts if i > start), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def table_rows(text: str) -> list[str]:
+    """The rows of the list-tables in `text`."""
+    lines = text.splitlines()
+    tables = [
+        indented_block(lines, i + 1)
+        for i, line in enumerate(lines)
+        if line.startswith(".. list-table::")
+    ]
+    return [row for table in tables for row in re.split(r"^\* - ", table, flags=re.M)[1:]]
+
+
+def indented_block(lines: list[str], start: int) -> str:
+    """The block indented under lines[start - 1], dedented."""
+    block: list[str] = []
+    for line in lines[start:]:
+        if line.strip() and not line.startswith(" "):
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block)).strip("\n") + "\n"
+
+
+def python_blocks(text: str = README) -> list[str]:
+    lines = text.splitlines()
+    return [
+        indented_block(lines, i + 1)
+        for i, line in enumerate(lines)
+        if line.strip() == ".. code-block:: python"
+    ]
+
+
+def example_after(marker: str) -> tuple[str, str]:
+    """The first Python block after `marker`, and the literal block after it
+    (what the README says it prints)."""
+    lines = README[README.index(marker) :].splitlines()
+    code_at = next(i for i, line in enumerate(lines) if line.strip() == ".. code-block:: python")
+    code = indented_block(lines, code_at + 1)
+    shown_at = next(i for i in range(code_at + 1, len(lines)) if lines[i].rstrip().endswith("::"))
+    return code, indented_block(lines, shown_at + 1)
+
+
+def mentioned(word: str, text: str = README) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+# The CLI, walked ----------------------------------------------------------------------
+
+
+def parameters() -> Iterator[tuple[str, click.Parameter]]:
+    """(command name, parameter) for the group and every command, --help included."""
+    root = click.Context(main, **main.context_settings)
+    for parameter in main.get_params(root):
+        yield "", parameter
+    for name, command in sorted(main.commands.items()):
+        for parameter in command.get_params(click.Context(command, parent=root)):
+            yield name, parameter
+
+
+def options() -> list[tuple[str, click.Option]]:
+    """Each option once, with the first command that has it ("" for the group)."""
+    found: dict[tuple[str, ...], tuple[str, click.Option]] = {}
+    for command, parameter in parameters():
+        if isinstance(parameter, click.Option):
+            found.setdefault(tuple(parameter.opts), (command, parameter))
+    return list(found.values())
+
+
+def with_envvar() -> dict[str, click.Option]:
+    return {str(option.envvar): option for _, option in options() if isinstance(option.envvar, str)}
+
+
+def option_id(item: tuple[str, click.Option]) -> str:
+    command, option = item
+    return f"{command or 'kamikaze'} {option.opts[0]}"
+
+
+# Commands and options -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_command_has_its_own_part_with_an_example(name: str) -> None:
+    commands = section("Commands")
+    assert re.search(rf"^{re.escape(name)}\n-+$", commands, re.M), f"no heading for {name}"
+    assert f"$ kamikaze {name}" in commands, f"no example of kamikaze {name}"
+
+
+@pytest.mark.parametrize("item", options(), ids=option_id)
+def test_every_option_is_documented(item: tuple[str, click.Option]) -> None:
+    _, option = item
+    for flag in option.opts + option.secondary_opts:
+        assert mentioned(flag), f"{flag} is not in README.rst"
+
+
+@pytest.mark.parametrize("envvar", sorted(with_envvar()))
+def test_every_environment_variable_is_in_the_configuration_table(envvar: str) -> None:
+    option = with_envvar()[envvar]
+    rows = [
+        row
+        for row in table_rows(section("Configuration"))
+        if re.search(rf"``{envvar}(=\w+)?``", row)
+    ]
+    assert len(rows) == 1, f"{envvar}: {len(rows)} rows in the configuration table"
+    (row,) = rows
+    assert mentioned(option.opts[0], row), f"{envvar}'s row does not name {option.opts[0]}"
+    default = option.get_default(click.Context(main), call=False)
+    if isinstance(default, str | int | float) and not isinstance(default, bool):
+        texts = {str(default)}
+        if isinstance(default, float) and default.is_integer():
+            texts.add(str(int(default)))
+        assert any(f"``{text}``" in row for text in texts), f"{envvar}: default {default!r}"
+
+
+def test_every_option_without_a_variable_is_in_the_configuration_table() -> None:
+    configuration = section("Configuration")
+    for _, option in options():
+        if option.envvar is None:
+            assert mentioned(option.opts[-1], configuration), option.opts
+
+
+def test_no_environment_variable_in_the_readme_is_made_up() -> None:
+    """Each KAMIKAZE_* name in the README is read by the CLI, the code, the
+    tests or the systemd unit."""
+    sources = [*ROOT.glob("kamikaze/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
+    known = set(with_envvar()) | {
+        name
+        for path in sources
+        if path.resolve() != Path(__file__).resolve()
+        for name in re.findall(r"KAMIKAZE_[A-Z_]+", path.read_text(encoding="utf-8"))
+    }
+    used = set(re.findall(r"(?<![A-Z_])KAMIKAZE_[A-Z_]+", README))
+    assert used - known == set()
+
+
+# Python API -----------------------------------------------------------------------------
+
+
+def test_every_python_example_compiles() -> None:
+    blocks = python_blocks()
+    assert len(blocks) >= 6
+    for block in blocks:
+        compile(block, "README.rst", "exec")
+
+
+# Names that are public in Python but not part of the documented API.
+INTERNAL = {"reconcile_step", "sizes", "create", "from_member"}
+
+
+@pytest.mark.parametrize("cls", [Queue, SyncQueue, Package], ids=lambda cls: cls.__name__)
+def test_the_public_api_is_documented(cls: type) -> None:
+    api = section("Python API") + section("Writing a consumer")
+    public = {name for name in vars(cls) if not name.startswith("_")}
+    if dataclasses.is_dataclass(cls):
+        public |= {field.name for field in dataclasses.fields(cls)}
+    for name in public - INTERNAL:
+        assert mentioned(name, api), f"{cls.__name__}.{name} is not in README.rst"
+
+
+def test_the_package_table_names_real_attributes() -> None:
+    consumer = section("Writing a consumer")
+    table = consumer[consumer.index("0.1.x's interface") : consumer.index("Two packages")]
+    first_column = [re.split(r"\s{2,}", line)[0] for line in table.splitlines()]
+    names = [name for cell in first_column for name in re.findall(r"``(\w+)", cell)]
+    assert len(names) >= 7
+    package = Package.create("payload", 1, None)
+    for name in names:
+        assert hasattr(package, name), name
+    assert inspect.signature(Package.ttl).parameters["now"].default is None
+
+
+def run_example(code: str, settings: Settings) -> str:
+    """Run a README example on a throwaway server and queue; return its output."""
+    assert settings.redis_url is not None
+    url = '"redis://localhost:6379/0"'
+    assert url in code
+    code = code.replace(url, f"{settings.redis_url!r}, {settings.key!r}")
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(compile(code, "README.rst", "exec"), {"__name__": "__main__"})
+    return output.getvalue()
+
+
+def test_the_api_examples_print_what_the_readme_shows(settings: Settings) -> None:
+    producer, shown = example_after("Producers: ``Queue``")
+    assert run_example(producer, settings) == shown
+    # Then, as the README's Queue.watch() example shows, backup-db goes away.
+    with SyncQueue(settings.redis_url, settings.key) as queue:
+        queue.remove("backup-db")
+    script, shown = example_after("Scripts: ``SyncQueue``")
+    assert run_example(script, settings) == shown
+
+
+# Operations -----------------------------------------------------------------------------
+
+
+def test_every_metric_is_documented() -> None:
+    tree = ast.parse((ROOT / "kamikaze" / "metrics.py").read_text(encoding="utf-8"))
+    names = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"kamikaze_[a-z_]+", node.value)
+    }
+    assert len(names) >= 8
+    operations = section("Operations")
+    for name in names:
+        assert f"``{name}``" in operations, name
+
+
+def test_the_health_and_metrics_paths_are_documented() -> None:
+    source = (ROOT / "kamikaze" / "metrics.py").read_text(encoding="utf-8")
+    paths = set(re.findall(r'^\s*"(/\w+)": _', source, re.M))
+    assert {"/metrics", "/health"} <= paths
+    operations = section("Operations")
+    for path in paths:
+        assert mentioned(path, operations), path
+    assert "503" in operations and "200" in operations
+
+
+def test_every_json_log_field_is_documented() -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.makeLogRecord(
+            {"msg": "m", "levelname": "ERROR", "exc_info": sys.exc_info(), "stack_info": "s"}
+        )
+    fields = json.loads(JsonFormatter().format(record))
+    logs = section("Operations")
+    logs = logs[logs.index("Logs\n----") : logs.index("Shell completion\n")]
+    for field in fields:
+        assert f"``{field}``" in logs, field
+
+
+def installed_script() -> Path:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["kamikaze"] == "kamikaze.cli:main"
+    return Path(sys.executable).parent / "kamikaze"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_shell_completion_is_documented_as_click_generates_it(shell: str) -> None:
+    from click.shell_completion import get_completion_class
+
+    assert get_completion_class(shell) is not None
+    variable = "_KAMIKAZE_COMPLETE"  # click: _{PROG_NAME}_COMPLETE
+    assert f"{variable}={shell}_source kamikaze" in section("Operations")
+    script = installed_script()
+    if not script.exists():
+        pytest.skip(f"{script} is not installed")
+    env = {**os.environ, variable: f"{shell}_source"}
+    result = subprocess.run([script], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "_kamikaze_completion" in result.stdout
+
+
+# The RST itself ---------------------------------------------------------------------------
+
+
+def test_the_readme_renders_without_warnings() -> None:
+    core = pytest.importorskip("docutils.core")
+    warnings = io.StringIO()
+    core.publish_doctree(
+        README,
+        source_path="README.rst",
+        settings_overrides={
+            "report_level": 2,  # warnings and worse
+            "halt_level": 5,  # never stop: collect them all
+            "warning_stream": warnings,
+            "syntax_highlight": "none",
+        },
+    )
+    assert warnings.getvalue() == ""
+
+
+# The systemd unit -----------------------------------------------------------------------
+
+
+def unit() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        strict=False, interpolation=None, delimiters=("=",), comment_prefixes=("#", ";")
+    )
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text(encoding="utf-8"), source=str(UNIT))
+    return parser
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value.strip('"')
+    return values
+
+
+def test_the_unit_runs_kamikaze_service_hardened() -> None:
+    parsed = unit()
+    assert {"Unit", "Service", "Install"} <= set(parsed.sections())
+    service = parsed["Service"]
+    executable, command, *_ = service["ExecStart"].split()
+    assert executable.startswith("/") and executable.endswith("/kamikaze")
+    assert command == "service"
+    assert service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "2"  # bad arguments stay bad
+    assert service["KillSignal"] == "SIGTERM"
+    assert int(service["TimeoutStopSec"]) >= 5  # the service needs about 2 s
+    assert service["User"] not in ("", "root")
+    assert "%i" in service["EnvironmentFile"]
+    for setting, value in {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+    }.items():
+        assert service[setting] == value, setting
+    assert parsed["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_unit_and_its_env_example_agree_with_the_cli() -> None:
+    exec_start = unit()["Service"]["ExecStart"]
+    in_unit = set(re.findall(r"\$\{?(KAMIKAZE_\w+)", exec_start))
+    assert in_unit == UNIT_VARIABLES
+    example_text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    named = set(re.findall(r"^#?(KAMIKAZE_\w+)=", example_text, re.M))
+    assert named >= UNIT_VARIABLES
+    assert named - UNIT_VARIABLES <= set(with_envvar())
+    for name in UNIT_VARIABLES:
+        assert mentioned(name, section("Operations")), name
+
+
+def expand(command: str, env: dict[str, str]) -> list[str]:
+    """systemd's ExecStart= expansion: ${X} is one argument, $X splits at whitespace."""
+    argv: list[str] = []
+    for word in command.split():
+        if match := re.fullmatch(r"\$\{(\w+)\}", word):
+            argv.append(env.get(match[1], ""))
+        elif match := re.fullmatch(r"\$(\w+)", word):
+            argv += env.get(match[1], "").split()
+        else:
+            argv.append(word)
+    return argv
+
+
+def test_the_unit_with_the_example_env_is_a_valid_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = env_example()
+    for name, value in env.items():
+        if name not in UNIT_VARIABLES:
+            monkeypatch.setenv(name, value)
+    _, name, *args = expand(unit()["Service"]["ExecStart"], env)
+    assert name == "service"
+    root = main.make_context("kamikaze", ["version"])  # the global options, from env
+    service = main.commands["service"].make_context("service", args, parent=root)
+    assert service.params["consumer_path"] == env["KAMIKAZE_CONSUMER"]
+    assert callable(resolve(service.params["consumer_path"]))
+    assert [decode_arg(arg) for arg in service.params["consumer_args"]] == []
+    assert decode_kwargs(service.params["consumer_function_kwargs"]) == {}
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="needs systemd-analyze")
+def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
+    """As installed (kamikaze@.service), with the password lines uncommented,
+    and ExecStart pointing at an executable that exists here."""
+    text = UNIT.read_text(encoding="utf-8")
+    text = re.sub(r"^ExecStart=\S+", f"ExecStart={sys.executable} -m kamikaze", text, flags=re.M)
+    text = re.sub(r"^WorkingDirectory=.*$", f"WorkingDirectory={tmp_path}", text, flags=re.M)
+    text = re.sub(r"^#(LoadCredential=|Environment=KAMIKAZE_)", r"\1", text, flags=re.M)
+    (tmp_path / "kamikaze@.service").write_text(text, encoding="utf-8")
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "kamikaze@docs.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # Bad values are only warnings ("Failed to parse ..., ignoring"): none allowed.
+    assert [line for line in output.splitlines() if "kamikaze@" in line] == []
