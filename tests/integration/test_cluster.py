@@ -292,3 +292,13 @@ def test_the_service_survives_a_restart_of_its_queue_s_node(
         if not node.alive:
             node.start()
         wait_until_ok(cluster)
+
+
+def test_watch_follows_a_queue_in_the_cluster(cluster: Cluster, services: list[Service]) -> None:
+    env = cluster_env(cluster, "watched-queue")
+    watch = Service("watch", env=env)
+    services.append(watch)
+    watch.expect(" 0 packages", timeout=15)
+    assert run("push", "seen", "100", "1", env=env).returncode == 0
+    watch.expect(" 1 package", timeout=5)
+    assert watch.expect("\tseen\t", timeout=5).startswith("1.0\tseen\t")
