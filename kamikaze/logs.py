@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 FORMATS = ("human", "json")
@@ -59,6 +57,8 @@ class JsonFormatter(logging.Formatter):
 
 def _dumps(value: Any) -> str:
     # allow_nan=False: NaN and Infinity are not JSON; such values fall back to str().
+    import json  # only for the JSON format: the CLI starts once per package
+
     return json.dumps(value, ensure_ascii=True, allow_nan=False, default=_safe_str)
 
 
@@ -85,5 +85,7 @@ def _message(record: logging.LogRecord) -> str:
 
 
 def _utc_timestamp(created: float) -> str:
+    from datetime import UTC, datetime
+
     moment = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
     return moment.removesuffix("+00:00") + "Z"
