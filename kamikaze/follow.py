@@ -29,6 +29,7 @@ SUBSCRIBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.5
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
+SENTINEL_BACKOFF_CAP = 0.5  # asking the sentinels is cheap, and a failover is brief
 _UNSET: Any = object()
 
 
@@ -64,8 +65,10 @@ class Follower:
         address: str,
         owns_clients: bool = True,
         observer: Observer | None = None,
+        backoff_cap: float = BACKOFF_CAP,
     ) -> None:
         self.connect = connect
+        self.backoff_cap = backoff_cap
         self.key = key
         self.address = address
         self.owns_clients = owns_clients
@@ -77,7 +80,7 @@ class Follower:
 
         from kamikaze.errors import is_fatal, is_outage
 
-        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
+        backoff = ExponentialWithJitterBackoff(cap=self.backoff_cap, base=BACKOFF_BASE)
         failures, lost_at, connected = 0, 0.0, False
         while True:
             client = self.connect()

@@ -11,7 +11,14 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from kamikaze.follow import Change, Follower, close_quietly, stop_task
+from kamikaze.follow import (
+    BACKOFF_CAP,
+    SENTINEL_BACKOFF_CAP,
+    Change,
+    Follower,
+    close_quietly,
+    stop_task,
+)
 from kamikaze.queue import Queue
 from kamikaze.sweep import SWEEP_INTERVAL, Sweeper
 
@@ -38,7 +45,11 @@ class Watcher:
         """Run until cancelled; never returns because Redis went away."""
         observer = MetricsObserver(self.metrics) if self.metrics else None
         follower = Follower(
-            self.settings.client, self.settings.key, self.settings.address, observer=observer
+            self.settings.client,
+            self.settings.key,
+            self.settings.address,
+            observer=observer,
+            backoff_cap=SENTINEL_BACKOFF_CAP if self.settings.sentinels else BACKOFF_CAP,
         )
         async for change in follower.changes():
             if self.metrics:
