@@ -11,16 +11,13 @@ import math
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import click
 
 from kamikaze import __version__
 from kamikaze.settings import DEFAULT_KEY, Settings
-
-if TYPE_CHECKING:
-    from kamikaze.follow import Signals
 
 T = TypeVar("T")
 log = logging.getLogger("kamikaze")
@@ -481,10 +478,15 @@ def watch(settings: Settings) -> None:
 
     On a terminal: the top highlighted, TTLs counting down; q or Ctrl-C
     quits. Otherwise: one plain snapshot (as `list` prints) per change.
+    If Redis goes away it reconnects, saying so in the header (on a terminal)
+    or on stderr, and reads the queue again when back.
     """
-    from kamikaze.follow import Signals
+    from kamikaze.follow import SignalFeed
     from kamikaze.live import Snapshot, run_view
     from kamikaze.queue import Queue
+
+    interactive = sys.stdout.isatty()
+    stdin = sys.stdin.fileno() if interactive and sys.stdin.isatty() else None
 
     async def work() -> None:
         async with settings.client() as redis:
@@ -494,33 +496,13 @@ def watch(settings: Settings) -> None:
                 now = await queue.server_time()
                 return await queue.packages(limit), await queue.size(now), now
 
-            signals = Signals(redis, settings.key)
-            await signals.subscribe()
-            try:
-                interactive = sys.stdout.isatty()
-                stdin = sys.stdin.fileno() if interactive and sys.stdin.isatty() else None
-                await run_view(fetch, each_signal(signals), sys.stdout, stdin, interactive)
-            finally:
-                await signals.close()
+            # Fail at once, like `list`, if Redis is not there to begin with.
+            await fetch(1)
+            feed = SignalFeed(redis, settings.key, settings.address, quiet=interactive)
+            await run_view(fetch, aiter(feed), sys.stdout, stdin, interactive, status=feed.status)
 
     with contextlib.suppress(KeyboardInterrupt), stop_on_signals(quiet=True):
         run_redis(settings, work)
-
-
-async def each_signal(signals: Signals) -> AsyncIterator[None]:
-    """Yield once per change signal. An idle subscription must answer a PING,
-    as in the service; a lost or frozen link ends the view with one line."""
-    from redis.exceptions import ConnectionError
-
-    from kamikaze.follow import IDLE_RECHECK, PONG_TIMEOUT
-
-    while True:
-        if await signals.wait(IDLE_RECHECK):
-            yield None
-            continue
-        await signals.ping()
-        if not await signals.wait(PONG_TIMEOUT):
-            raise ConnectionError("the subscription stopped answering")
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

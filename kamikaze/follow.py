@@ -143,6 +143,69 @@ class Follower:
             reading = await queue.top()
 
 
+class SignalFeed:
+    """Every change signal of a queue, for views (`kamikaze watch`): it
+    yields once as soon as it is subscribed, and again after each outage
+    (changes before a subscription are not signalled), and keeps `lost_since`
+    for a status line. An idle
+    subscription must answer a PING, as in the service."""
+
+    def __init__(self, client: Redis, key: str, address: str, quiet: bool = False) -> None:
+        self.client = client
+        self.key = key
+        self.address = address
+        self.quiet = quiet  # no log lines (a full-screen view shows status() instead)
+        self.lost_since: float | None = None
+
+    def status(self) -> str:
+        if self.lost_since is None:
+            return ""
+        return f"Redis lost {time.monotonic() - self.lost_since:.0f} s ago; reconnecting"
+
+    async def __aiter__(self) -> AsyncIterator[None]:
+        from redis.backoff import ExponentialWithJitterBackoff
+
+        from kamikaze.errors import is_outage
+
+        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
+        failures = 0
+        while True:
+            signals = Signals(self.client, self.key)
+            try:
+                await signals.subscribe()
+                if self.lost_since is not None:
+                    self._log(logging.INFO, "reconnected to Redis at %s", self.address)
+                self.lost_since, failures = None, 0
+                yield None  # subscribed: what changed before is not signalled, so read again
+                while True:
+                    await self._next_signal(signals)
+                    yield None
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if self.lost_since is None:
+                    self.lost_since = time.monotonic()
+                    self._log(
+                        logging.ERROR, "lost Redis at %s (%s); reconnecting", self.address, exc
+                    )
+                failures += 1
+            finally:
+                await signals.close()
+            await asyncio.sleep(backoff.compute(failures))
+
+    async def _next_signal(self, signals: Signals) -> None:
+        from redis.exceptions import ConnectionError
+
+        while not await signals.wait(IDLE_RECHECK):
+            await signals.ping()
+            if not await signals.wait(PONG_TIMEOUT):
+                raise ConnectionError("the subscription stopped answering")
+
+    def _log(self, level: int, message: str, *args: object) -> None:
+        if not self.quiet:
+            log.log(level, message, *args)
+
+
 class Signals:
     """The queue's change signals: SUBSCRIBE to 0.1.x's channel on one server,
     SSUBSCRIBE on the node that holds the queue in a Redis Cluster."""

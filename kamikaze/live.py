@@ -53,24 +53,35 @@ async def run_view(
     interactive: bool,
     size: Size = shutil.get_terminal_size,
     tick: float = 1.0,
+    status: Callable[[], str] = str,
 ) -> None:
     """Show the queue until `q`, Ctrl-C, the end of `changes` or cancellation.
+
+    `status()` is a note for the terminal's header line (say, that Redis is
+    being reconnected to); empty for none.
 
     Terminal mode (`interactive`) restores the screen and `inp`'s tty mode on every exit.
     Plain mode prints a snapshot per (coalesced) change and ends quietly on a broken pipe.
     """
     if interactive:
-        await _watch_terminal(fetch, changes, out, inp, size, tick)
+        await _watch_terminal(fetch, changes, out, inp, size, tick, status)
     else:
         await _watch_plain(fetch, changes, out)
 
 
 def render(
-    packages: Sequence[Package], total: int, now: float, columns: int, lines: int
+    packages: Sequence[Package],
+    total: int,
+    now: float,
+    columns: int,
+    lines: int,
+    note: str = "",
 ) -> list[str]:
     """The screen at server time `now`: header, column titles, rows top first, footer."""
     shown = list(packages[: max(lines - CHROME, 0)])
     header = f"kamikaze watch  {_count(total)}  {_utc(now)}  (q to quit)"
+    if note:
+        header += f"  [{note}]"
     titles, *rows = _table(shown, now, columns)
     styled = [
         _style(row, top=i == 0, expired=package.expired(now))
@@ -254,8 +265,12 @@ async def _sleep(wake: asyncio.Event, timeout: float | None) -> None:
 
 async def _watch_plain(fetch: Fetch, changes: AsyncIterator[None], out: TextIO) -> None:
     count = itertools.count()
+    last: list[tuple[list[Package], int]] = []
 
     def show(shot: _Shot) -> None:
+        if last == [(shot.packages, shot.total)]:
+            return  # a signal that changed nothing shown (or a re-read after subscribing)
+        last[:] = [(shot.packages, shot.total)]
         separator = "\n" if next(count) else ""
         _write(out, separator + snapshot_text(shot.packages, shot.total, shot.server_time))
 
@@ -283,6 +298,7 @@ async def _watch_terminal(
     inp: int | None,
     size: Size,
     tick: float,
+    status: Callable[[], str] = str,
 ) -> None:
     view = _View()
 
@@ -292,7 +308,8 @@ async def _watch_terminal(
 
     def draw(shot: _Shot) -> None:
         columns, lines = size()
-        _write(out, _frame(render(shot.packages, shot.total, shot.now(), columns, lines)))
+        screen = render(shot.packages, shot.total, shot.now(), columns, lines, status())
+        _write(out, _frame(screen))
 
     with (
         contextlib.suppress(KeyboardInterrupt),

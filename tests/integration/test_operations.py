@@ -468,6 +468,28 @@ def test_health_follows_redis_down_and_back(
 
 
 @needs_redis_server
+def test_watch_rides_out_a_redis_restart(own_server: RedisServer, services: list[Service]) -> None:
+    assert REDIS_SERVER
+    env = kamikaze_env(own_server.url, "watched")
+    watch = Service("watch", env=env)  # stdout is a pipe: plain snapshots, log lines merged
+    services.append(watch)
+    watch.expect(" 0 packages")
+    assert run("push", "before", "100", "1", env=env).returncode == 0
+    watch.expect("\tbefore\t")
+    own_server.stop()
+    watch.expect("lost Redis at")
+    again = RedisServer(REDIS_SERVER, port=own_server.port, dir=own_server.dir).start()
+    try:
+        watch.expect("reconnected to Redis at", timeout=10)
+        watch.expect(" 0 packages")  # restarted empty: read again when back
+        assert run("push", "after", "100", "1", env=env).returncode == 0
+        watch.expect("\tafter\t")
+        assert watch.process.poll() is None
+    finally:
+        again.stop()
+
+
+@needs_redis_server
 def test_a_taken_metrics_port_is_exit_1_and_one_line(own_server: RedisServer) -> None:
     env = kamikaze_env(own_server.url, "taken")
     with socket.socket() as taken:

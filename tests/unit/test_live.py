@@ -94,6 +94,14 @@ def test_render_header_titles_rows_top_first() -> None:
     assert len(screen) == 4
 
 
+def test_render_shows_a_status_note_in_the_header() -> None:
+    screen = render([package("top", 1)], 1, NOW, 120, 10, "Redis lost 3 s ago; reconnecting")
+    assert screen[0] == (
+        "kamikaze watch  1 package  2026-11-28T00:15:00Z  (q to quit)"
+        "  [Redis lost 3 s ago; reconnecting]"
+    )
+
+
 def test_render_highlights_only_the_top_row() -> None:
     screen = render([package("top", 1), package("next", 2)], 2, NOW, 80, 10)
     assert screen[2].startswith(REVERSE)
