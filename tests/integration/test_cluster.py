@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import redis
 
 from kamikaze.settings import companion_key
 from tests.integration.processes import Service, kamikaze_env, run
+from tests.integration.test_acl import readme_acl_line
 from tests.topologies import Cluster, Node
 
 pytestmark = pytest.mark.skipif(
@@ -302,3 +304,25 @@ def test_watch_follows_a_queue_in_the_cluster(cluster: Cluster, services: list[S
     assert run("push", "seen", "100", "1", env=env).returncode == 0
     watch.expect(" 1 package", timeout=5)
     assert watch.expect("\tseen\t", timeout=5).startswith("1.0\tseen\t")
+
+
+def test_the_readme_acl_user_works_on_the_cluster(
+    cluster: Cluster, services: list[Service]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.rst").read_text()
+    assert "also add ``+cluster|slots\n  +command``" in readme
+    rules = readme_acl_line().replace("PASSWORD", "cluster-pw").split()
+    for node in cluster.nodes:
+        node.client().execute_command("ACL", "SETUSER", *rules, "+cluster|slots", "+command")
+    url = f"redis://kamikaze:cluster-pw@127.0.0.1:{cluster.ports[0]}/0"
+    env = kamikaze_env(url, "kamikaze", {"KAMIKAZE_CLUSTER": "1"})
+    service = Service("service", CONSUMER, env=env)
+    services.append(service)
+    service.expect("Queue is empty", timeout=15)
+    assert run("push", "as-acl-user", "100", "1", env=env).returncode == 0
+    service.expect("Consuming 'as-acl-user'")
+    assert [p["payload"] for p in listed(env)] == ["as-acl-user"]
+    assert run("remove", "as-acl-user", env=env).returncode == 0
+    service.expect("Queue is empty")
+    for node in cluster.nodes:
+        assert node.client().execute_command("ACL", "LOG") == []
