@@ -34,7 +34,7 @@ from kamikaze.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
-UNIT = ROOT / "contrib" / "kamikaze.service"
+UNIT = ROOT / "contrib" / "kamikaze@.service"
 ENV_EXAMPLE = ROOT / "contrib" / "kamikaze.env.example"
 UNIT_VARIABLES = {"KAMIKAZE_CONSUMER", "KAMIKAZE_CONSUMER_ARGS", "KAMIKAZE_CONSUMER_KWARGS"}
 SHELLS = ("bash", "zsh", "fish")
