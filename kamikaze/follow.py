@@ -89,7 +89,7 @@ class Follower:
                 await signals.subscribe()
                 queue = Queue(client, self.key)
                 woke_at = time.monotonic()
-                reading = await queue.top()  # only a read of the top proves we are back
+                reading = await queue.read_top()  # only a read of the top proves we are back
                 if failures:
                     log.info(
                         "reconnected to Redis at %s after %.1f s",
@@ -140,7 +140,7 @@ class Follower:
                 if not await signals.wait(PONG_TIMEOUT):
                     raise ConnectionError("the subscription stopped answering")
             woke_at = time.monotonic()
-            reading = await queue.top()
+            reading = await queue.read_top()
 
 
 class SignalFeed:

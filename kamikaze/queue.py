@@ -194,8 +194,15 @@ class Queue:
             if int(cursor) == 0:
                 return removed
 
-    async def top(self) -> TopReading:
-        """Read the live top, deleting expired packages above it on the way."""
+    async def top(self) -> Package | None:
+        """The live top (None: the queue is empty), deleting expired packages
+        above it on the way."""
+        return (await self.read_top()).top
+
+    async def read_top(self) -> TopReading:
+        """The live top and the server's clock when it was read (what the
+        service needs to wait for the top's expiry), deleting expired
+        packages above it on the way."""
         script = self._script("top")
         rank = 0
         while True:

@@ -59,7 +59,7 @@ class SyncQueue:
 
     def top(self) -> Package | None:
         """The live top, or None when the queue is empty."""
-        return self._run(self._queue.top()).top
+        return self._run(self._queue.top())
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -16,12 +16,12 @@ async def test_connect_push_top_packages_remove(settings: Settings) -> None:
         await queue.push("later", 100, 5)
         (urgent, forever) = await queue.push_many([("urgent", 100, 1), ("forever", None, 9)])
         assert urgent.payload == "urgent" and forever.expire_time is None
-        assert (await queue.top()).top == urgent
+        assert await queue.top() == urgent
         assert [p.payload for p in await queue.packages()] == ["urgent", "later", "forever"]
         assert [p.payload for p in await queue.packages(limit=2)] == ["urgent", "later"]
         assert await queue.size() == 3
         assert await queue.remove("urgent") == 1
-        assert (await queue.top()).top.payload == "later"  # type: ignore[union-attr]
+        assert (await queue.top()).payload == "later"  # type: ignore[union-attr]
 
 
 async def test_watch_yields_the_top_and_each_change(settings: Settings) -> None:

@@ -273,7 +273,7 @@ async def test_a_blocking_plain_consumer_loses_no_change(settings: Settings, que
         await eventually(lambda: bool(block_ended), what="the block to end")
         await asyncio.to_thread(thread.join, 5)
         assert not thread_error, thread_error
-        real_top = (await queue.top()).top
+        real_top = await queue.top()
         assert real_top is not None and real_top.payload == "mid-2"
         await eventually(lambda: calls[-1][1] == real_top, what="a call with the real top")
         await asyncio.sleep(0.3)  # and nothing after it
@@ -433,7 +433,7 @@ async def test_unparseable_members_are_skipped_warned_once_and_valid_ones_delive
     caplog.clear()
     other = Queue(redis, settings.key)
     for _ in range(3):
-        assert (await other.top()).top is None
+        assert await other.top() is None
     assert skip_warnings(caplog) == {text: 1 for text in hostile_texts()}
 
 
@@ -585,7 +585,7 @@ async def test_hundreds_of_unparseable_members_above_the_top(
     await redis.zadd(settings.key, hostile)
     await queue.push("below-the-junk", 100, 1)
     for _ in range(3):
-        top = (await queue.top()).top
+        top = await queue.top()
         assert top is not None and top.payload == "below-the-junk"
     assert skip_warnings(caplog) == {as_text(m): 1 for m in hostile}
     recorder = Recorder()
@@ -636,7 +636,7 @@ async def test_the_service_on_a_key_of_the_wrong_type_logs_once_and_recovers(
         assert recorder.payloads == ["fixed"]
         await queue.push("expired-below", 0.05, 9)
         await asyncio.sleep(0.3)  # the sweeper runs again
-        top = (await queue.top()).top
+        top = await queue.top()
         assert top is not None
         assert await redis.zrange(settings.key, 0, -1) == [top.member]
     finally:

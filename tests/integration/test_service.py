@@ -24,7 +24,7 @@ async def test_called_with_the_top_at_start(settings: Settings, queue: Queue) ->
     runner, task = await start_watcher(settings, recorder)
     try:
         assert await recorder.wait_for(1) == ["high"]
-        assert recorder.calls[0][1] == (await queue.top()).top
+        assert recorder.calls[0][1] == await queue.top()
     finally:
         await stop(task, runner)
 

@@ -380,7 +380,7 @@ async def test_stress_pushers_removers_and_services_on_one_queue(
         await asyncio.sleep(0.1)
     deadline = time.monotonic() + CATCH_UP
     while True:
-        top = (await queue.top()).top
+        top = await queue.top()
         last_calls = [(read_lines(path) or [None])[-1] for path in call_files]
         if all(same_top(call, top) for call in last_calls):
             break
@@ -400,7 +400,7 @@ async def test_stress_pushers_removers_and_services_on_one_queue(
     # After a final sweep and read of the top, exactly the expected members
     # remain: the long-lived unique packages and the victims not removed.
     await Sweeper(queue).sweep_once()
-    top = (await queue.top()).top
+    top = await queue.top()
     state = await snapshot(queue)
     final = state.members
     victims_left = {m: s for m, s in members.items() if m.partition(":")[2].startswith("victim-")}

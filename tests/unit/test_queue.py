@@ -64,7 +64,7 @@ async def add(redis: fakeredis.FakeAsyncRedis, member: str | bytes, score: float
 
 
 async def top_payload(queue: Queue) -> str | None:
-    top = (await queue.top()).top
+    top = await queue.top()
     return None if top is None else top.payload
 
 
@@ -72,14 +72,14 @@ async def top_payload(queue: Queue) -> str | None:
 
 
 async def test_top_of_empty_queue_is_none(queue: Queue) -> None:
-    reading = await queue.top()
+    reading = await queue.read_top()
     assert reading.top is None
     assert reading.seconds_to_expiry() is None
 
 
 async def test_push_then_top(queue: Queue) -> None:
     pushed = await queue.push("job", 60, 3)
-    reading = await queue.top()
+    reading = await queue.read_top()
     assert reading.top == pushed
     assert reading.top is not None and reading.top.payload == "job"
     assert reading.top.priority == 3.0
@@ -107,7 +107,7 @@ async def test_push_never_expiring(queue: Queue, redis: fakeredis.FakeAsyncRedis
     pushed = await queue.push("forever", None, 1)
     assert pushed.expire_time is None
     assert await members(redis) == [b":forever"]
-    assert (await queue.top()).top == pushed
+    assert await queue.top() == pushed
 
 
 async def test_lower_score_wins(queue: Queue) -> None:
@@ -359,7 +359,7 @@ async def test_top_with_only_expired_members_is_none(
     queue: Queue, redis: fakeredis.FakeAsyncRedis
 ) -> None:
     await add(redis, f"{past():.6f}:old", 1)
-    assert (await queue.top()).top is None
+    assert await queue.top() is None
     assert await members(redis) == []
 
 
@@ -381,13 +381,13 @@ async def test_top_beyond_one_script_budget(
 
 async def test_top_reading_seconds_to_expiry(queue: Queue) -> None:
     await queue.push("job", 30, 1)
-    reading = await queue.top()
+    reading = await queue.read_top()
     assert 29 < reading.seconds_to_expiry() <= 30  # type: ignore[operator]
 
 
 async def test_top_reading_never_expiring_has_no_expiry(queue: Queue) -> None:
     await queue.push("forever", None, 1)
-    assert (await queue.top()).seconds_to_expiry() is None
+    assert (await queue.read_top()).seconds_to_expiry() is None
 
 
 async def test_top_does_not_signal_when_nothing_expired(queue: Queue, signals: PubSub) -> None:
@@ -431,7 +431,7 @@ async def test_only_unparseable_members_means_empty(
     queue: Queue, redis: fakeredis.FakeAsyncRedis
 ) -> None:
     await add(redis, "garbage", 0)
-    assert (await queue.top()).top is None
+    assert await queue.top() is None
     assert await queue.packages() == []
     assert await members(redis) == [b"garbage"]
 
@@ -477,7 +477,7 @@ async def test_0_1_x_members_are_read_and_ordered(
 async def test_0_1_x_member_read_exactly(queue: Queue, redis: fakeredis.FakeAsyncRedis) -> None:
     expire = future()
     await add(redis, str(expire) + ":payload", 2)
-    top = (await queue.top()).top
+    top = await queue.top()
     assert top is not None
     assert (top.payload, top.priority, top.expire_time) == ("payload", 2.0, expire)
     assert top.raw_entry == f"{expire!r}:payload"
