@@ -1,0 +1,114 @@
+"""Settings: what each connection option turns into, and what is refused
+before anything is sent (no server needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kamikaze.cli import main
+from kamikaze.settings import Settings, parse_sentinel, read_password
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("10.0.0.1:26380", ("10.0.0.1", 26380)),
+        ("sentinel.example", ("sentinel.example", 26379)),
+        ("[::1]:26381", ("::1", 26381)),
+        ("[::1]", ("::1", 26379)),
+    ],
+)
+def test_parse_sentinel(text: str, expected: tuple[str, int]) -> None:
+    assert parse_sentinel(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:port", "host:0", "host:70000", ":26379", ""])
+def test_parse_sentinel_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        parse_sentinel(text)
+
+
+def test_read_password_takes_the_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("s3cret \r\nsecond line\n")
+    assert read_password(str(path)) == "s3cret "
+
+
+def test_connection_kwargs_of_each_url_form(tmp_path: Path) -> None:
+    password = tmp_path / "pw"
+    password.write_text("from-file\n")
+    plain = Settings(redis_url="redis://u@h:1234/2", password_file=str(password))
+    assert plain.connection_kwargs() == {
+        "host": "h",
+        "port": 1234,
+        "db": 2,
+        "username": "u",
+        "password": "from-file",
+    }
+    tls = Settings(redis_url="rediss://h/0", tls_ca_file="ca.pem").connection_kwargs()
+    assert tls["ssl"] is True and tls["ssl_ca_certs"] == "ca.pem"
+    unix = Settings(redis_url="unix:///run/redis.sock").connection_kwargs()
+    assert unix == {"unix_socket_path": "/run/redis.sock"}
+    files = Settings(tls_cert_file="c.pem", tls_key_file="k.pem").connection_kwargs()
+    assert files["ssl"] is True and files["host"] == "localhost"
+
+
+@pytest.mark.parametrize(
+    ("settings", "address"),
+    [
+        (Settings(redis_url="redis://user:pw@h:7000/0"), "redis://h:7000"),
+        (
+            Settings(redis_url="redis://user:pw@h:7000/0", cluster=True),
+            "cluster node redis://h:7000",
+        ),
+        (Settings(tls_ca_file="ca.pem", redis_port=6380), "rediss://localhost:6380"),
+        (
+            Settings(sentinels=(("a", 1), ("b", 2)), sentinel_master="m"),
+            "master 'm' via Sentinel a:1,b:2",
+        ),
+    ],
+)
+def test_the_address_never_shows_credentials(settings: Settings, address: str) -> None:
+    assert settings.address == address
+    assert "pw" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--embedded", "--cluster"], "--embedded cannot be combined"),
+        (["--cluster", "--sentinel", "h:1", "--sentinel-master", "m"], "exclude each other"),
+        (["--sentinel", "h:1"], "--sentinel and --sentinel-master go together"),
+        (["--sentinel-master", "m"], "--sentinel and --sentinel-master go together"),
+        (["--cluster", "--redis-url", "unix:///tmp/s.sock"], "not reached over a unix socket"),
+        (["--cluster", "--redis-url", "redis://h/3"], "only database 0"),
+        (["--redis-url", "redis://h/0", "--tls-ca-file", "pyproject.toml"], "need a rediss:// URL"),
+        (["--sentinel", "h:x", "--sentinel-master", "m"], "'h:x' is not HOST:PORT"),
+    ],
+)
+def test_impossible_settings_are_exit_2_before_any_connection(
+    args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(main, ["list", *args], env={"KAMIKAZE_REDIS_URL": None})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_sentinels_from_the_environment_are_comma_separated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[Settings] = []
+
+    def record(settings: Settings, work: object) -> tuple[list[object], float]:
+        seen.append(settings)
+        return [], 0.0
+
+    monkeypatch.setattr("kamikaze.cli.run_redis", record)
+    env = {"KAMIKAZE_SENTINELS": "a:1, b:2,[::1]:3", "KAMIKAZE_SENTINEL_MASTER": "m"}
+    result = CliRunner().invoke(main, ["list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert seen[0].sentinels == (("a", 1), ("b", 2), ("::1", 3))
+    assert seen[0].sentinel_master == "m"
