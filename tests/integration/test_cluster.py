@@ -326,3 +326,44 @@ def test_the_readme_acl_user_works_on_the_cluster(
     service.expect("Queue is empty")
     for node in cluster.nodes:
         assert node.client().execute_command("ACL", "LOG") == []
+
+
+def migrate_slot(cluster: Cluster, slot: int, source: Node, target: Node) -> None:
+    """Move one slot and its keys, as `redis-cli --cluster reshard` does."""
+    with source.client() as src, target.client() as dst:
+        source_id = src.execute_command("CLUSTER MYID")
+        target_id = dst.execute_command("CLUSTER MYID")
+        dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        for node in cluster.nodes:
+            with node.client() as client:
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+    cluster.slot_map(refresh=True)
+
+
+def test_the_service_follows_its_queue_s_slot_to_another_node(
+    cluster: Cluster, services: list[Service]
+) -> None:
+    """Last in this file: it changes the cluster's slot map."""
+    wait_until_ok(cluster)
+    key = "migrating-queue"
+    env = cluster_env(cluster, key)
+    source = node_for(cluster, key)
+    target = next(node for node in cluster.nodes if node is not source)
+    service = start_service(key, cluster, services)
+    assert run("push", "before", "100", "5", env=env).returncode == 0
+    service.expect("Consuming 'before'")
+
+    migrate_slot(cluster, cluster.key_slot(key), source, target)
+
+    assert cluster.node_port_for_key(key) == target.port
+    lost = service.expect("lost Redis at", timeout=10)
+    assert "the queue's slot moved to another node" in lost
+    service.expect("reconnected to Redis", timeout=10)
+    assert run("push", "after", "100", "1", env=env).returncode == 0
+    service.expect("Consuming 'after'", timeout=10)
+    assert [p["payload"] for p in listed(env)] == ["after", "before"]
+    with target.client() as client:
+        assert client.execute_command("PUBSUB", "SHARDNUMSUB", key) == [key, 1]
