@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.processes import Service, kamikaze_env, run
-from tests.topologies import Certs, TlsServer, make_certs
+from tests.topologies import Certs, TlsServer, cluster_port, make_certs, stop_all
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
@@ -197,3 +197,62 @@ def test_the_service_with_the_wrong_ca_exits_1_at_once(
     assert watching.endswith(f"watching {key} at rediss://127.0.0.1:{tls_server.port}")
     assert len(rest) == 1, rest  # fatal at once: no "lost Redis ... reconnecting" loop
     assert rest[0].startswith(connect_error(tls_server) + "TLS certificate verification failed (")
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(certs: Certs) -> Iterator[list[TlsServer]]:
+    """Three TLS-only masters whose cluster bus is TLS too."""
+    ports: list[int] = []
+    for _ in range(3):
+        ports.append(cluster_port(ports))
+    bus = (
+        "--cluster-enabled", "yes",
+        "--cluster-config-file", "nodes.conf",
+        "--cluster-node-timeout", "2000",
+        "--tls-cluster", "yes",
+        "--tls-client-cert-file", str(certs.client_cert),
+        "--tls-client-key-file", str(certs.client_key),
+    )  # fmt: skip
+    nodes = [TlsServer(certs=certs, port=port, extra_args=bus) for port in ports]
+    try:
+        for node in nodes:
+            node.start()
+        create = subprocess.run(
+            ["redis-cli", "--tls", "--cacert", str(certs.ca), "--cluster", "create",
+             *(f"127.0.0.1:{port}" for port in ports), "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert create.returncode == 0, create.stdout + create.stderr
+        deadline = time.monotonic() + 30
+        while not all(cluster_ok(node) for node in nodes):
+            assert time.monotonic() < deadline, "the TLS cluster did not form"
+            time.sleep(0.1)
+        yield nodes
+    finally:
+        stop_all(nodes)
+        for node in nodes:
+            node.remove()
+
+
+def cluster_ok(node: TlsServer) -> bool:
+    with node.client() as client:
+        return client.execute_command("CLUSTER INFO").get("cluster_state") == "ok"
+
+
+def test_a_tls_cluster_serves_every_command(
+    tls_cluster: list[TlsServer], certs: Certs, services: list[Service]
+) -> None:
+    env = kamikaze_env(
+        tls_cluster[0].url,
+        "tls-cluster-queue",
+        {"KAMIKAZE_CLUSTER": "1", "KAMIKAZE_TLS_CA_FILE": str(certs.ca)},
+    )
+    service = Service("service", CONSUMER, env=env)
+    services.append(service)
+    service.expect("watching tls-cluster-queue at cluster node rediss://127.0.0.1:")
+    service.expect("Queue is empty", timeout=15)
+    assert run("push", "over-tls", "100", "1", env=env).returncode == 0
+    service.expect("Consuming 'over-tls'")  # SSUBSCRIBE on the key's node, over TLS
+    assert payloads(run("list", "--json", env=env)) == ["over-tls"]
+    assert run("remove", "over-tls", env=env).returncode == 0
+    service.expect("Queue is empty")
