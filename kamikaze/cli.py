@@ -59,8 +59,10 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
         return number
 
 
-def _make_connection_params() -> list[click.Parameter]:
-    return [
+@functools.cache
+def connection_params() -> tuple[click.Parameter, ...]:
+    """The connection options, built once and shared by every command."""
+    return (
         click.Option(
             ["--redis-url"],
             envvar="KAMIKAZE_REDIS_URL",
@@ -158,7 +160,7 @@ def _make_connection_params() -> list[click.Parameter]:
             help="Where the embedded server keeps its append-only file "
             "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
         ),
-    ]
+    )
 
 
 def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
@@ -169,9 +171,6 @@ def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
         return tuple(parse_sentinel(text) for text in texts)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--sentinel'") from None
-
-
-_connection_params: list[click.Parameter] = []
 
 
 def connection_options(command: click.Command) -> click.Command:
@@ -206,10 +205,8 @@ def connection_options(command: click.Command) -> click.Command:
             raise click.UsageError(str(exc)) from None
         return callback(*args, settings=settings, **kwargs)
 
-    if not _connection_params:
-        _connection_params.extend(_make_connection_params())
     command.callback = with_settings
-    command.params.extend(_connection_params)
+    command.params.extend(connection_params())
     return command
 
 
@@ -224,10 +221,15 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except (RedisError, RedisClusterException, OSError) as exc:
-        from kamikaze.errors import redis_error_line
+        raise redis_failure(settings, exc) from None
 
-        log.debug("Redis error", exc_info=True)
-        raise Failure(redis_error_line(settings, exc)) from None
+
+def redis_failure(settings: Settings, exc: BaseException) -> Failure:
+    """Exit 1 with one line; the traceback only at --loglevel DEBUG."""
+    from kamikaze.errors import redis_error_line
+
+    log.debug("Redis error", exc_info=True)
+    return Failure(redis_error_line(settings, exc))
 
 
 def require_embedded(settings: Settings) -> None:
@@ -456,10 +458,7 @@ def service(
         except (EmbeddedError, OSError) as exc:  # OSError: the metrics port is taken
             raise Failure(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
-            from kamikaze.errors import redis_error_line
-
-            log.debug("Redis error", exc_info=True)
-            raise Failure(redis_error_line(settings, exc)) from None
+            raise redis_failure(settings, exc) from None
 
 
 def require_metrics() -> None:

@@ -76,12 +76,10 @@ class Follower:
         self.last_top: Package | None = _UNSET
 
     async def changes(self) -> AsyncIterator[Change]:
-        from redis.backoff import ExponentialWithJitterBackoff
-
         from kamikaze.errors import is_fatal, is_outage
 
-        backoff = ExponentialWithJitterBackoff(cap=self.backoff_cap, base=BACKOFF_BASE)
-        failures, lost_at, connected = 0, 0.0, False
+        outage = Outage(self.address, self.backoff_cap)
+        connected = False
         while True:
             client = self.connect()
             signals = Signals(client, self.key)
@@ -90,13 +88,8 @@ class Follower:
                 queue = Queue(client, self.key)
                 woke_at = time.monotonic()
                 reading = await queue.read_top()  # only a read of the top proves we are back
-                if failures:
-                    log.info(
-                        "reconnected to Redis at %s after %.1f s",
-                        self.address,
-                        time.monotonic() - lost_at,
-                    )
-                failures, connected = 0, True
+                outage.back()
+                connected = True
                 self._report(True)
                 async for change in self._follow(queue, signals, reading, woke_at):
                     yield change
@@ -105,16 +98,13 @@ class Follower:
                     raise
                 # Refusals (a key of the wrong type, a busy script, a replica)
                 # count as an outage too, until Redis stops refusing.
-                if not failures:
-                    lost_at = time.monotonic()
-                    log.error("lost Redis at %s (%s); reconnecting", self.address, exc)
+                if outage.lost(exc):
                     self._report(False)
-                failures += 1
             finally:
                 await signals.close()
                 if self.owns_clients:
                     await close_quietly(client)
-            await asyncio.sleep(backoff.compute(failures))
+            await outage.pause()
 
     def _report(self, up: bool) -> None:
         if self.observer is not None:
@@ -123,8 +113,6 @@ class Follower:
     async def _follow(
         self, queue: Queue, signals: Signals, reading: TopReading, woke_at: float
     ) -> AsyncIterator[Change]:
-        from redis.exceptions import ConnectionError
-
         while True:
             if self.last_top is _UNSET or reading.top != self.last_top:
                 previous = None if self.last_top is _UNSET else self.last_top
@@ -133,12 +121,8 @@ class Follower:
             wait = reading.seconds_to_expiry()
             if wait is not None and wait < IDLE_RECHECK:
                 await signals.wait(wait)
-            elif not await signals.wait(IDLE_RECHECK):
-                # Idle: prove the subscription alive, since a frozen connection
-                # raises no error. Any message, the PONG or a signal, will do.
-                await signals.ping()
-                if not await signals.wait(PONG_TIMEOUT):
-                    raise ConnectionError("the subscription stopped answering")
+            else:
+                await signals.wait_or_ping()
             woke_at = time.monotonic()
             reading = await queue.read_top()
 
@@ -146,60 +130,75 @@ class Follower:
 class SignalFeed:
     """Every change signal of a queue, for views (`kamikaze watch`): it
     yields once as soon as it is subscribed, and again after each outage
-    (changes before a subscription are not signalled), and keeps `lost_since`
-    for a status line. An idle
-    subscription must answer a PING, as in the service."""
+    (changes before a subscription are not signalled), and keeps the outage
+    for a status line. An idle subscription must answer a PING, as in the
+    service."""
 
     def __init__(self, client: Redis, key: str, address: str, quiet: bool = False) -> None:
         self.client = client
         self.key = key
-        self.address = address
-        self.quiet = quiet  # no log lines (a full-screen view shows status() instead)
-        self.lost_since: float | None = None
+        # quiet: no log lines (a full-screen view shows status() instead)
+        self.outage = Outage(address, quiet=quiet)
 
     def status(self) -> str:
-        if self.lost_since is None:
+        if self.outage.since is None:
             return ""
-        return f"Redis lost {time.monotonic() - self.lost_since:.0f} s ago; reconnecting"
+        return f"Redis lost {time.monotonic() - self.outage.since:.0f} s ago; reconnecting"
 
     async def __aiter__(self) -> AsyncIterator[None]:
-        from redis.backoff import ExponentialWithJitterBackoff
-
         from kamikaze.errors import is_outage
 
-        backoff = ExponentialWithJitterBackoff(cap=BACKOFF_CAP, base=BACKOFF_BASE)
-        failures = 0
         while True:
             signals = Signals(self.client, self.key)
             try:
                 await signals.subscribe()
-                if self.lost_since is not None:
-                    self._log(logging.INFO, "reconnected to Redis at %s", self.address)
-                self.lost_since, failures = None, 0
+                self.outage.back()
                 yield None  # subscribed: what changed before is not signalled, so read again
                 while True:
-                    await self._next_signal(signals)
+                    while not await signals.wait_or_ping():
+                        pass
                     yield None
             except Exception as exc:
                 if not is_outage(exc):
                     raise
-                if self.lost_since is None:
-                    self.lost_since = time.monotonic()
-                    self._log(
-                        logging.ERROR, "lost Redis at %s (%s); reconnecting", self.address, exc
-                    )
-                failures += 1
+                self.outage.lost(exc)
             finally:
                 await signals.close()
-            await asyncio.sleep(backoff.compute(failures))
+            await self.outage.pause()
 
-    async def _next_signal(self, signals: Signals) -> None:
-        from redis.exceptions import ConnectionError
 
-        while not await signals.wait(IDLE_RECHECK):
-            await signals.ping()
-            if not await signals.wait(PONG_TIMEOUT):
-                raise ConnectionError("the subscription stopped answering")
+class Outage:
+    """One log line when Redis is lost and one when it is back, and the
+    capped, jittered pause between tries."""
+
+    def __init__(self, address: str, cap: float = BACKOFF_CAP, quiet: bool = False) -> None:
+        from redis.backoff import ExponentialWithJitterBackoff
+
+        self.address = address
+        self.quiet = quiet
+        self.backoff = ExponentialWithJitterBackoff(cap=cap, base=BACKOFF_BASE)
+        self.failures = 0
+        self.since: float | None = None  # time.monotonic() when it began
+
+    def lost(self, exc: BaseException) -> bool:
+        """Count a failed try; True when it begins an outage."""
+        self.failures += 1
+        if self.since is not None:
+            return False
+        self.since = time.monotonic()
+        self._log(logging.ERROR, "lost Redis at %s (%s); reconnecting", self.address, exc)
+        return True
+
+    def back(self) -> None:
+        if self.since is not None:
+            seconds = time.monotonic() - self.since
+            self._log(
+                logging.INFO, "reconnected to Redis at %s after %.1f s", self.address, seconds
+            )
+        self.since, self.failures = None, 0
+
+    async def pause(self) -> None:
+        await asyncio.sleep(self.backoff.compute(self.failures))
 
     def _log(self, level: int, message: str, *args: object) -> None:
         if not self.quiet:
@@ -253,9 +252,19 @@ class Signals:
             raise ConnectionError("the queue's slot moved to another node")
         return True
 
-    async def ping(self) -> None:
+    async def wait_or_ping(self) -> bool:
+        """Wait IDLE_RECHECK for a signal; True if one came. If none did, prove
+        the subscription alive, since a frozen connection raises no error:
+        a PING must be answered (by any message) within PONG_TIMEOUT."""
+        from redis.exceptions import ConnectionError
+
+        if await self.wait(IDLE_RECHECK):
+            return True
         assert self.pubsub is not None
         await self.pubsub.ping()
+        if not await self.wait(PONG_TIMEOUT):
+            raise ConnectionError("the subscription stopped answering")
+        return False
 
     async def close(self) -> None:
         for connection in (self.pubsub, self.node_client):

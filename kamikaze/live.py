@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import shutil
 import signal
@@ -264,14 +263,14 @@ async def _sleep(wake: asyncio.Event, timeout: float | None) -> None:
 
 
 async def _watch_plain(fetch: Fetch, changes: AsyncIterator[None], out: TextIO) -> None:
-    count = itertools.count()
-    last: list[tuple[list[Package], int]] = []
+    shown: tuple[list[Package], int] | None = None
 
     def show(shot: _Shot) -> None:
-        if last == [(shot.packages, shot.total)]:
+        nonlocal shown
+        if shown == (shot.packages, shot.total):
             return  # a signal that changed nothing shown (or a re-read after subscribing)
-        last[:] = [(shot.packages, shot.total)]
-        separator = "\n" if next(count) else ""
+        separator = "" if shown is None else "\n"
+        shown = (shot.packages, shot.total)
         _write(out, separator + snapshot_text(shot.packages, shot.total, shot.server_time))
 
     try:

@@ -260,6 +260,33 @@ def make_certs(directory: Path) -> Certs:
 # -- processes ------------------------------------------------------------------------
 
 
+class Started:
+    """`with X(...) as x:` starts x unless it is running, and removes it (stops
+    every process, deletes every directory) at the end, also when starting
+    fails half way."""
+
+    def _running(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if not self._running():
+            try:
+                self.start()
+            except BaseException:
+                self.remove()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
 class AddressInUse(RuntimeError):
     """The server could not listen on its port; another one may do."""
 
@@ -308,7 +335,7 @@ def _wait(
 
 
 @dataclass(kw_only=True)
-class Node:
+class Node(Started):
     """One redis-server process on loopback in its own temp directory.
 
     `port=0` (the default) picks a free one with `port_picker`, and picks another if
@@ -472,17 +499,8 @@ class Node:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        if self.process is None:
-            try:
-                self.start()
-            except BaseException:
-                self.remove()
-                raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+    def _running(self) -> bool:
+        return self.process is not None
 
 
 def _resp(*args: str | bytes) -> bytes:
@@ -586,7 +604,7 @@ class SentinelNode(Node):
 # -- Sentinel -------------------------------------------------------------------------
 
 
-class SentinelSet:
+class SentinelSet(Started):
     """A master, a replica of it and `sentinels` sentinels watching it (quorum 2).
 
     `start()` returns once the replica is in sync and every sentinel reports the
@@ -749,17 +767,8 @@ class SentinelSet:
         for node in self.nodes:
             node.remove()
 
-    def __enter__(self) -> Self:
-        if not self.master.alive:
-            try:
-                self.start()
-            except BaseException:
-                self.remove()
-                raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+    def _running(self) -> bool:
+        return self.master.alive
 
 
 def _left(deadline: float) -> float:
@@ -769,7 +778,7 @@ def _left(deadline: float) -> float:
 # -- Cluster --------------------------------------------------------------------------
 
 
-class Cluster:
+class Cluster(Started):
     """`masters` cluster nodes (no replicas), joined with `redis-cli --cluster create`.
 
     `start()` returns once every node reports cluster_state:ok, all 16384 slots
@@ -877,14 +886,5 @@ class Cluster:
         for node in self.nodes:
             node.remove()
 
-    def __enter__(self) -> Self:
-        if not self.nodes:
-            try:
-                self.start()
-            except BaseException:
-                self.remove()
-                raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+    def _running(self) -> bool:
+        return bool(self.nodes)

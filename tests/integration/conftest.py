@@ -14,6 +14,7 @@ from kamikaze.queue import Queue
 from kamikaze.service import Watcher, stop_task
 from kamikaze.settings import Settings
 from tests.integration.processes import Service, kamikaze_env
+from tests.topologies import Certs, TlsServer, make_certs
 
 _MISSING = object()
 
@@ -100,3 +101,21 @@ def services() -> Iterator[list[Service]]:
     yield started
     for service in started:
         service.kill()
+
+
+# TLS: certificates made for the module, and servers that use them (tests/topologies.py).
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(certs: Certs) -> Iterator[TlsServer]:
+    with TlsServer(certs=certs) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_server(certs: Certs) -> Iterator[TlsServer]:
+    with TlsServer(certs=certs, require_client_cert=True) as server:
+        yield server

@@ -14,28 +14,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.processes import Service, kamikaze_env, run
-from tests.topologies import Certs, TlsServer, cluster_port, make_certs, stop_all
+from tests.topologies import Certs, TlsServer, cluster_port, stop_all
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certs: Certs) -> Iterator[TlsServer]:
-    with TlsServer(certs=certs) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mutual_tls_server(certs: Certs) -> Iterator[TlsServer]:
-    with TlsServer(certs=certs, require_client_cert=True) as server:
-        yield server
 
 
 @pytest.fixture

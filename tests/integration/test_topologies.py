@@ -15,29 +15,12 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from tests.topologies import Certs, Cluster, SentinelSet, TlsServer, make_certs
+from tests.topologies import Certs, Cluster, SentinelSet, TlsServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None,
     reason="redis-server is not on PATH: no real topologies to start",
 )
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certs: Certs) -> Iterator[TlsServer]:
-    with TlsServer(certs=certs) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mutual_tls_server(certs: Certs) -> Iterator[TlsServer]:
-    with TlsServer(certs=certs, require_client_cert=True) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
