@@ -62,7 +62,7 @@ def fill(
     start: int = 0,
     chunk: int = 10_000,
 ) -> float:
-    """Add `count` members `f"{expire(i):.6f}:filler-{i}"` scored priority(i),
+    """Add `count` members `f"{expire(i):019.6f}:filler-{i}"` scored priority(i),
     fast (pipelined multi-member ZADDs), and, with `index`, the same members
     in the expiry index scored by expire time and in the payload index, as
     kamikaze writes them.
@@ -83,7 +83,7 @@ def fill(
         payload_part: dict[str, float] = {}
         for i in range(first, last):
             expire_time = expire(i)
-            member = f"{expire_time:.6f}:filler-{i}"
+            member = f"{expire_time:019.6f}:filler-{i}"
             queue_part[member] = priority(i)
             index_part[member] = expire_time
             payload_part[f"filler-{i}\0{member}"] = 0

@@ -2,7 +2,8 @@
 service that calls a consumer whenever the package at the top changes.
 
 The Python API: `Queue` (async; `Queue.connect(url, key)`), `SyncQueue`
-(blocking, for scripts), `Package` (what consumers receive) and `Settings`.
+(blocking, for scripts), `Package` (what consumers receive), `Settings`, and
+`OutcomeUnknown` (a write whose reply was lost).
 They are imported on first use, so that the CLI starts fast.
 """
 
@@ -16,9 +17,18 @@ if TYPE_CHECKING:
     from kamikaze.queue import Queue, TopReading
     from kamikaze.settings import Settings
     from kamikaze.sync import SyncQueue
+    from kamikaze.writes import OutcomeUnknown
 
 __version__ = "1.0.0.dev0"
-__all__ = ["Package", "Queue", "Settings", "SyncQueue", "TopReading", "__version__"]
+__all__ = [
+    "OutcomeUnknown",
+    "Package",
+    "Queue",
+    "Settings",
+    "SyncQueue",
+    "TopReading",
+    "__version__",
+]
 
 _HOMES = {
     "Package": "kamikaze.package",
@@ -26,6 +36,7 @@ _HOMES = {
     "TopReading": "kamikaze.queue",
     "Settings": "kamikaze.settings",
     "SyncQueue": "kamikaze.sync",
+    "OutcomeUnknown": "kamikaze.writes",
 }
 
 

@@ -359,8 +359,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 
     async def work() -> tuple[list[Any], float]:
         async with settings.client() as redis:
-            queue = Queue(redis, settings.key)
-            return await queue.packages(), await queue.server_time()
+            return await Queue(redis, settings.key).listing()
 
     packages, now = run_redis(settings, work)
     if as_json:
@@ -492,8 +491,8 @@ def watch(settings: Settings) -> None:
             queue = Queue(redis, settings.key)
 
             async def fetch(limit: int) -> Snapshot:
-                now = await queue.server_time()
-                return await queue.packages(limit), await queue.size(now), now
+                packages, now = await queue.listing(limit)
+                return packages, await queue.size(now), now
 
             # Fail at once, like `list`, if Redis is not there to begin with.
             await fetch(1)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE = 1.0  # seconds a cancelled consumer task may take to finish
+SETTLED_AT_ONCE = 0.005  # a cancelled task that ends within this ended at once
 
 
 class ConsumerError(ValueError):
@@ -126,6 +127,15 @@ class Runner:
             return None
         self._observe(started, failed=False)
         return result
+
+    async def settle(self) -> bool:
+        """Get ready for the next call: cancel a running consumer task and
+        wait (briefly) until it has stopped. True if that took more than
+        SETTLED_AT_ONCE: what was read before may be stale by now."""
+        running = self.task is not None and not self.task.done()
+        started = time.monotonic()
+        await self.cancel()
+        return running and time.monotonic() - started > SETTLED_AT_ONCE
 
     async def cancel(self) -> None:
         """Cancel a running consumer task and wait (briefly) until it has stopped."""

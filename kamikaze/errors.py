@@ -12,6 +12,10 @@ from kamikaze.settings import Settings
 def redis_error_line(settings: Settings, exc: BaseException) -> str:
     from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
+    from kamikaze.writes import OutcomeUnknown
+
+    if isinstance(exc, OutcomeUnknown):
+        return f"Redis at {settings.address} {exc}"
     if isinstance(exc, AuthenticationError):
         return f"Redis at {settings.address} refused the credentials: {exc}"
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +29,7 @@ SUBSCRIBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 0.5
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
+DRAIN_LIMIT = 200  # queued signals a wake-up drains; more are a flood, shed
 SENTINEL_BACKOFF_CAP = 0.5  # asking the sentinels is cheap, and a failover is brief
 _UNSET: Any = object()
 
@@ -53,7 +54,10 @@ class Follower:
     current one; runs until the caller stops iterating or cancels it.
 
     `connect` makes a client for each (re)connection; it is closed after
-    each unless `owns_clients` is False. Wrong credentials or permissions,
+    each unless `owns_clients` is False. `settle`, awaited before each
+    change is reported, gets the caller ready for it (the service cancels
+    a running consumer call) and says whether that took long enough for the
+    top to be read again. Wrong credentials or permissions,
     or a certificate that does not verify, before the first success are
     raised: retrying cannot mend them. Other failures are logged once per
     outage and retried with capped backoff."""
@@ -66,8 +70,10 @@ class Follower:
         owns_clients: bool = True,
         observer: Observer | None = None,
         backoff_cap: float = BACKOFF_CAP,
+        settle: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.connect = connect
+        self.settle = settle
         self.backoff_cap = backoff_cap
         self.key = key
         self.address = address
@@ -113,18 +119,32 @@ class Follower:
     async def _follow(
         self, queue: Queue, signals: Signals, reading: TopReading, woke_at: float
     ) -> AsyncIterator[Change]:
+        interrupted = False  # a call was cut short: make it again, even for the same top
         while True:
-            if self.last_top is _UNSET or reading.top != self.last_top:
+            if interrupted or self.last_top is _UNSET or reading.top != self.last_top:
+                if await self._stale(reading):
+                    interrupted = True
+                    woke_at, reading = time.monotonic(), await queue.read_top()
+                    continue
+                interrupted = False
                 previous = None if self.last_top is _UNSET else self.last_top
                 self.last_top = reading.top
                 yield Change(reading.top, reading, woke_at, previous)
-            wait = reading.seconds_to_expiry()
+            wait = reading.seconds_to_expiry()  # from now: the consumer may have taken a while
             if wait is not None and wait < IDLE_RECHECK:
                 await signals.wait(wait)
             else:
                 await signals.wait_or_ping()
             woke_at = time.monotonic()
             reading = await queue.read_top()
+
+    async def _stale(self, reading: TopReading) -> bool:
+        """Whether a change must be read again before it is reported: the
+        caller took a while to get ready for it (`settle`: a cancelled
+        consumer call that finished late), or its top has expired since."""
+        if self.settle is not None and await self.settle():
+            return True
+        return reading.top_expired()
 
 
 class SignalFeed:
@@ -239,17 +259,22 @@ class Signals:
     async def wait(self, timeout: float) -> bool:
         """Wait for a message (a change signal, or a PONG); False on the timeout.
 
-        Signals queued meanwhile are not drained: each costs one cheap read of
-        the top, while draining costs a timed read at every wake-up."""
-        from redis.exceptions import ConnectionError
-
+        The messages that came with it are drained too: a burst of signals
+        costs one read of the top, not one per signal. A flood (more than
+        DRAIN_LIMIT queued) is shed with the connection, which is cheaper
+        than reading it: Redis drops what it had not sent yet."""
         assert self.pubsub is not None
         message = await self.pubsub.get_message(timeout=timeout)
         if message is None:
             return False
-        if message["type"] in ("sunsubscribe", "unsubscribe"):
-            # A cluster tells shard subscribers when their slot moves away.
-            raise ConnectionError("the queue's slot moved to another node")
+        _check(message)
+        for _ in range(DRAIN_LIMIT):
+            message = await self.pubsub.get_message(timeout=0)
+            if message is None:
+                return True
+            _check(message)
+        await self.close()
+        await self.subscribe()
         return True
 
     async def wait_or_ping(self) -> bool:
@@ -270,6 +295,15 @@ class Signals:
         for connection in (self.pubsub, self.node_client):
             if connection is not None:
                 await close_quietly(connection)
+        self.pubsub = self.node_client = None
+
+
+def _check(message: dict[str, Any]) -> None:
+    from redis.exceptions import ConnectionError
+
+    if message["type"] in ("sunsubscribe", "unsubscribe"):
+        # A cluster tells shard subscribers when their slot moves away.
+        raise ConnectionError("the queue's slot moved to another node")
 
 
 async def node_client(cluster: Any, key: str) -> Redis:

@@ -21,10 +21,12 @@ class UnparseableMember(ValueError):
 
 
 def encode_member(payload: str, expire_time: float | None) -> str:
-    """The member string for a payload; six decimals keep ties ordered by expiry."""
+    """The member string for a payload, as push.lua writes it: the expire time
+    zero-padded to 19 bytes with six decimals, so that among equal priorities
+    the bytewise member order is the expiry order."""
     if expire_time is None:
         return f":{payload}"
-    return f"{expire_time:.6f}:{payload}"
+    return f"{expire_time:019.6f}:{payload}"
 
 
 def parse_expiry(text: str) -> float | None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
 REMOVE_BATCH = 500  # payload-index entries per remove.lua call
 REMOVE_SCAN_COUNT = 1000  # ZSCAN COUNT per remove_scanning.lua call
-PAGE_SIZE = 2000  # members per ZRANGE page when listing
+PAGE_SIZE = 2000  # members per page.lua call when listing
 SWEEP_BATCH = 100  # expired packages one sweep.lua call may delete (~1 ms)
 RECONCILE_SCAN_COUNT = 100  # ZSCAN COUNT per reconcile.lua call (~2-3 ms)
+NAMED_SKIPS = 100  # others' members warned about one by one, per Queue
+SKIP_SUMMARY_INTERVAL = 60.0  # seconds between summary lines for the rest
 _GLOB_SPECIALS = frozenset(b"*?[]\\")
 
 
@@ -71,15 +74,58 @@ def check_priority(priority: float) -> None:
 
 @dataclass(frozen=True)
 class TopReading:
-    """The live top (None: queue empty) and the server's clock when it was read."""
+    """The live top (None: queue empty) and the server's clock when it was
+    read; `read_at` (time.monotonic()) anchors that clock locally, so that
+    deadlines computed later stay true however long the caller was busy."""
 
     top: Package | None
     server_time: float
+    read_at: float = field(default_factory=time.monotonic)
+
+    def server_now(self) -> float:
+        """The server's clock now, estimated without asking it (never ahead:
+        the reply left Redis before `read_at`)."""
+        return self.server_time + time.monotonic() - self.read_at
 
     def seconds_to_expiry(self) -> float | None:
         if self.top is None or self.top.expire_time is None:
             return None
-        return max(0.0, self.top.expire_time - self.server_time)
+        return max(0.0, self.top.expire_time - self.server_now())
+
+    def top_expired(self) -> bool:
+        """Whether the top has expired by now, by the estimated server clock."""
+        return self.top is not None and self.top.expired(self.server_now())
+
+
+class SkipLog:
+    """Warnings about members that are not ours (they are skipped, never
+    deleted), bounded however many there are: the first NAMED_SKIPS
+    distinct members get a line each; the others, a count in one line per
+    read, at most once per SKIP_SUMMARY_INTERVAL."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.named: set[str] = set()
+        self.last_summary = -math.inf
+
+    def report(self, members: Iterable[bytes]) -> None:
+        unnamed = 0
+        for member in members:
+            text = as_text(member)
+            if text in self.named:
+                continue
+            if len(self.named) < NAMED_SKIPS:
+                self.named.add(text)
+                log.warning("skipping member %r of %s: not <expire_time>:<payload>", text, self.key)
+            else:
+                unnamed += 1
+        if unnamed and time.monotonic() - self.last_summary >= SKIP_SUMMARY_INTERVAL:
+            self.last_summary = time.monotonic()
+            log.warning(
+                "skipping %d more members of %s that are not <expire_time>:<payload> "
+                "(the first %d were named; this line comes at most every %.0f s)",
+                unnamed, self.key, NAMED_SKIPS, SKIP_SUMMARY_INTERVAL,
+            )  # fmt: skip
 
 
 class Queue:
@@ -97,7 +143,7 @@ class Queue:
         self._keys = [key, self.index_key, self.payload_key]
         self.sharded = is_cluster(redis)
         self._scripts: dict[str, AsyncScript] = {}
-        self._warned: set[str] = set()
+        self.skips = SkipLog(key)
 
     @classmethod
     def connect(cls, url: str | None = None, key: str = "kamikaze", **options: Any) -> Queue:
@@ -133,7 +179,9 @@ class Queue:
         return package
 
     async def push_many(self, items: Iterable[tuple[str, float | None, float]]) -> list[Package]:
-        """Add packages in one atomic call with one change signal."""
+        """Add packages in one atomic call with one change signal: all of
+        them or none. Applied at most once: if the reply is lost it raises
+        OutcomeUnknown (see kamikaze.writes)."""
         items = list(items)
         argv: list[Any] = []
         for payload, ttl, priority in items:
@@ -146,7 +194,8 @@ class Queue:
             ]
         if not items:
             return []
-        expire_texts = await self._script("push")(keys=self._keys, args=argv)
+        noun = "the push" if len(items) == 1 else f"the push of {len(items)} packages"
+        expire_texts = await self._write("push", argv, noun)
         return [
             Package(
                 payload,
@@ -156,6 +205,15 @@ class Queue:
             )
             for (payload, _, priority), text in zip(items, expire_texts, strict=True)
         ]
+
+    async def _write(self, name: str, args: list[Any], what: str) -> Any:
+        """One write script call, with a call key of its own (KEYS[4]) so
+        that a repeat of it (redis-py retries) is applied once."""
+        from kamikaze.writes import at_most_once, call_token
+
+        keys = [*self._keys, companion_key(self.key, f"call:{call_token()}")]
+        script = self._script(name)
+        return await at_most_once(lambda: script(keys=keys, args=args), what)
 
     async def remove(self, payload: str) -> int:
         """Remove every package whose payload is exactly `payload`; returns the count.
@@ -170,25 +228,22 @@ class Queue:
         return removed
 
     async def _remove_indexed(self, exact: bytes) -> int:
-        script = self._script("remove")
-        removed = skipped = 0
+        removed, last = 0, b""
         while True:
-            looked_at, count, step_skipped = await script(
-                keys=self._keys, args=[exact, skipped, REMOVE_BATCH]
+            looked_at, count, last = await self._write(
+                "remove", [exact, last, REMOVE_BATCH], "the remove"
             )
             removed += int(count)
-            skipped += int(step_skipped)
             if int(looked_at) < REMOVE_BATCH:
                 return removed
 
     async def _remove_scanning(self, exact: bytes) -> int:
         pattern = b"*:" + glob_escape(exact)
-        script = self._script("remove_scanning")
         cursor: bytes | int = 0
         removed = 0
         while True:
-            cursor, count = await script(
-                keys=self._keys, args=[cursor, pattern, exact, REMOVE_SCAN_COUNT]
+            cursor, count = await self._write(
+                "remove_scanning", [cursor, pattern, exact, REMOVE_SCAN_COUNT], "the remove"
             )
             removed += int(count)
             if int(cursor) == 0:
@@ -204,14 +259,17 @@ class Queue:
         service needs to wait for the top's expiry), deleting expired
         packages above it on the way."""
         script = self._script("top")
-        rank = 0
+        after: list[bytes | str] = ["", ""]  # the last of others' members skipped
+        skipped: list[bytes] = []
         while True:
-            sec, usec, _removed, skipped, more, *entry = await script(
-                keys=self._keys, args=[rank, TOP_BUDGET]
+            sec, usec, _removed, step_skipped, more, *entry = await script(
+                keys=self._keys, args=[*after, TOP_BUDGET]
             )
-            self._warn_unparseable(skipped)
-            rank += len(skipped)
+            skipped += step_skipped[::2]
+            if step_skipped:
+                after = [step_skipped[-1], step_skipped[-2]]
             if not more:
+                self.skips.report(skipped)
                 server_time = int(sec) + int(usec) / 1_000_000
                 top = Package.from_member(entry[0], entry[1]) if entry else None
                 return TopReading(top, server_time)
@@ -252,16 +310,38 @@ class Queue:
     async def packages(self, limit: int | None = None) -> list[Package]:
         """Live packages, top first, at most `limit` of them (read-only:
         expired ones are left for the service)."""
-        now = await self.server_time()
+        return (await self.listing(limit))[0]
+
+    async def listing(self, limit: int | None = None) -> tuple[list[Package], float]:
+        """Live packages, top first (at most `limit`), and the server's clock
+        when the listing began. Read in pages, each going on just past the
+        last entry of the one before: whatever is pushed or removed
+        meanwhile, no package is shown twice and none that stayed in the
+        queue throughout is missed."""
+        script = self._script("page")
+        after: list[bytes | str] = ["", ""]
         live: list[Package] = []
-        for start in range(0, await self.redis.zcard(self.key), PAGE_SIZE):
-            page: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
-                self.key, start, start + PAGE_SIZE - 1, withscores=True
-            )
-            live += (p for p in self._decode(page) if not p.expired(now))
-            if limit is not None and len(live) >= limit:
-                return live[:limit]
-        return live
+        skipped: list[bytes] = []
+        now: float | None = None
+        page = PAGE_SIZE if limit is None else min(PAGE_SIZE, max(limit, 1))
+        while limit is None or len(live) < limit:
+            sec, usec, *flat = await script(keys=[self.key], args=[*after, page])
+            if now is None:
+                now = int(sec) + int(usec) / 1_000_000
+            for member, score in zip(flat[::2], flat[1::2], strict=True):
+                try:
+                    package = Package.from_member(member, score)
+                except UnparseableMember:
+                    skipped.append(member)
+                    continue
+                if not package.expired(now):
+                    live.append(package)
+            if len(flat) < 2 * page:
+                break
+            after = [flat[-1], flat[-2]]
+        self.skips.report(skipped)
+        assert now is not None
+        return live[:limit], now
 
     async def size(self, now: float | None = None) -> int:
         """Members in the queue; given the server time `now`, without the
@@ -284,19 +364,3 @@ class Queue:
         follower = Follower(lambda: self.redis, self.key, self.key, owns_clients=False)
         async for change in follower.changes():
             yield change.top
-
-    def _decode(self, entries: Sequence[tuple[bytes, float]]) -> Iterable[Package]:
-        for member, score in entries:
-            try:
-                yield Package.from_member(member, score)
-            except UnparseableMember:
-                self._warn_unparseable([member])
-
-    def _warn_unparseable(self, members: Iterable[bytes]) -> None:
-        for member in members:
-            text = as_text(member)
-            if text not in self._warned:
-                if len(self._warned) >= 10_000:
-                    self._warned.clear()
-                self._warned.add(text)
-                log.warning("skipping member %r of %s: not <expire_time>:<payload>", text, self.key)

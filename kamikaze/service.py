@@ -50,6 +50,7 @@ class Watcher:
             self.settings.address,
             observer=observer,
             backoff_cap=SENTINEL_BACKOFF_CAP if self.settings.sentinels else BACKOFF_CAP,
+            settle=self.runner.settle,
         )
         async for change in follower.changes():
             if self.metrics:
@@ -91,15 +92,22 @@ async def serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def on_signal(signum: signal.Signals) -> None:
-        if stop.is_set():
-            log.warning("received %s again: exiting at once", signum.name)
+    def on_signal(signum: int, frame: object) -> None:
+        # A Python-level handler, not loop.add_signal_handler: it runs even
+        # while a plain consumer blocks the loop, so a second signal always
+        # exits at once.
+        if stopping:
+            os.write(2, f"received {signal.Signals(signum).name} again: exiting at once\n".encode())
             os._exit(128 + signum)
+        stopping.append(signum)
+        loop.call_soon_threadsafe(shut_down, signal.Signals(signum))
+
+    def shut_down(signum: signal.Signals) -> None:
         log.info("received %s, shutting down", signum.name)
         stop.set()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    stopping: list[int] = []
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
     runner.metrics = metrics
     log.info("watching %s at %s", settings.key, settings.address)
@@ -120,8 +128,9 @@ async def serve(
         await close_quietly(sweep_client)
         if metrics_server is not None:
             metrics_server.close()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
+        if not stopping:  # else the process is on its way out: a second signal still ends it
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 async def start_metrics(

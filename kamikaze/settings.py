@@ -168,15 +168,17 @@ class Settings:
 
 
 def _client_options() -> dict[str, Any]:
-    from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.maint_notifications import MaintNotificationsConfig
+
+    from kamikaze.writes import RecordingRetry
 
     return {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
         # One quick retry for a blip; the service has its own reconnect loop.
-        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
+        # Writes are safe to retry: their scripts recognise a repeated call.
+        "retry": RecordingRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
         # redis-py 8 asks every new connection for maintenance notifications
         # (a round trip, refused by Redis 7); we need none.
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),

@@ -1,4 +1,10 @@
 -- Shared helpers, prepended to every script (see kamikaze/queue.py).
+-- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index; a write that
+-- must not be applied twice also gets KEYS[4], its call key (see recall()).
+
+-- The latest expire time a member may have: 9999-12-31T23:59:59 UTC, the
+-- last moment a date can show. It keeps every expire text 19 bytes wide.
+local MAX_EXPIRE_TIME = 253402300799
 
 -- The server's clock as a float: expiry never depends on a client's clock.
 local function server_now()
@@ -20,6 +26,12 @@ local function parse_expiry(text)
     return nil
   end
   return value
+end
+
+-- The expire-time part of a member: zero-padded to a fixed width, so that
+-- among equal priorities the bytewise member order is the expiry order.
+local function expire_text(expire_time)
+  return string.format('%019.6f', expire_time)
 end
 
 -- Splits a member at its first colon: expire text, payload; nil if no colon.
@@ -75,4 +87,58 @@ end
 -- SIGNAL_COMMAND (PUBLISH, or SPUBLISH on a cluster) is set by kamikaze/queue.py.
 local function signal_change(queue)
   redis.call(SIGNAL_COMMAND, queue, 'new_message')
+end
+
+-- A script either does all of its work or none: before its first write it
+-- refuses keys that hold something other than a sorted set. Returns the
+-- error reply to return, or nil.
+local function wrong_type(keys)
+  for i = 1, math.min(#keys, 3) do
+    local reply = redis.pcall('ZCARD', keys[i])
+    if type(reply) == 'table' and reply.err then
+      return redis.error_reply('WRONGTYPE ' .. keys[i] .. ' is not a sorted set; nothing was changed')
+    end
+  end
+  return nil
+end
+
+-- A write call's key (KEYS[4], named by the client for this one call) keeps
+-- its outcome for CALL_MEMORY seconds: the same call sent again, because its
+-- reply was lost, returns that outcome instead of being applied twice.
+local CALL_MEMORY = 60
+local function recall()
+  return redis.call('GET', KEYS[4])
+end
+local function remember(outcome)
+  redis.call('SET', KEYS[4], outcome, 'EX', CALL_MEMORY)
+end
+
+-- Byte order, whatever the server's locale (Lua's < on strings uses strcoll).
+local function bytes_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- The rank just past the entry (score, member) in the queue's order, whether
+-- or not that entry is still there: where a walk that ended at it goes on,
+-- unmoved by entries added or removed before it meanwhile. O(log^2 N).
+local function rank_after(queue, score, member)
+  local current = redis.call('ZSCORE', queue, member)
+  if current and tonumber(current) == tonumber(score) then
+    return redis.call('ZRANK', queue, member) + 1
+  end
+  local low = redis.call('ZCOUNT', queue, '-inf', '(' .. score)
+  local high = low + redis.call('ZCOUNT', queue, score, score)
+  while low < high do  -- the entries of this score, bytewise: find the first past member
+    local middle = math.floor((low + high) / 2)
+    if bytes_less(member, redis.call('ZRANGE', queue, middle, middle)[1]) then
+      high = middle
+    else
+      low = middle + 1
+    end
+  end
+  return low
 end

@@ -1,9 +1,12 @@
--- Adds packages and signals the change once.
--- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index; ARGV: payload,
--- ttl, priority, repeated per package (an empty ttl: it never expires).
--- Returns the expire-time part of each member written, in order.
+-- Adds packages and signals the change once; all of them or, on any
+-- refusal, none. KEYS[4] is the call key: a call sent twice is applied once.
+-- ARGV: payload, ttl, priority, repeated per package (an empty ttl: it never
+-- expires). Returns the expire-time part of each member written, in order.
 local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
-local now = server_now()
+local refusal = wrong_type(KEYS)
+if refusal then return refusal end
+local recalled = recall()
+local now = recalled and tonumber(recalled) or server_now()
 local written = {}
 local to_queue, to_index, to_payloads = {}, {}, {}
 
@@ -16,20 +19,27 @@ end
 
 for i = 1, #ARGV, 3 do
   local payload, ttl, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local expire_text, index_score = '', '+inf'
+  local text, score = '', '+inf'
   if ttl ~= '' then
-    expire_text = string.format('%.6f', now + tonumber(ttl))
-    index_score = expire_text
+    local expire_time = now + tonumber(ttl)
+    if not (expire_time <= MAX_EXPIRE_TIME) then
+      return redis.error_reply('ERR TTL ' .. ttl .. ' puts the expire time past '
+        .. '9999-12-31T23:59:59 UTC; nothing was pushed')
+    end
+    text = expire_text(expire_time)
+    score = text
   end
-  local member = expire_text .. ':' .. payload
+  local member = text .. ':' .. payload
   local n = #to_queue
   to_queue[n + 1], to_queue[n + 2] = priority, member
-  to_index[n + 1], to_index[n + 2] = index_score, member
+  to_index[n + 1], to_index[n + 2] = score, member
   to_payloads[n + 1], to_payloads[n + 2] = 0, payload .. '\0' .. member
-  written[#written + 1] = expire_text
+  written[#written + 1] = text
 end
+if recalled then return written end
 zadd_all(queue, to_queue)
 zadd_all(index, to_index)
 zadd_all(payloads, to_payloads)
+remember(string.format('%.17g', now))
 signal_change(queue)
 return written

@@ -7,6 +7,8 @@
 -- if it has expired). Walking an index: drop entries whose member is gone.
 -- Returns {next cursor, entries changed}.
 local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
+local refusal = wrong_type(KEYS)
+if refusal then return refusal end
 local walked = ({queue = queue, index = index, payloads = payloads})[ARGV[1]]
 local scan = redis.call('ZSCAN', walked, ARGV[2], 'COUNT', ARGV[3])
 local entries = scan[2]

@@ -2,6 +2,8 @@
 -- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index.
 -- Returns {index entries looked at, packages deleted}; signals if any was deleted.
 local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
+local refusal = wrong_type(KEYS)
+if refusal then return refusal end
 local expired = redis.call('ZRANGEBYSCORE', index, '-inf', server_now(), 'LIMIT', 0, ARGV[1])
 local removed = 0
 for _, member in ipairs(expired) do

@@ -1,12 +1,17 @@
 -- Finds the live top (lowest score), deleting expired packages above it.
--- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index; ARGV[1] rank to start at (members of others' data already
--- skipped), ARGV[2] most entries to look at in this call.
--- Returns {seconds, microseconds, removed, skipped members, more, member, score}:
--- `more` is 1 when the bound was reached before a verdict (call again from
--- rank ARGV[1] + #skipped); member and score are absent for an empty queue.
+-- ARGV[1], ARGV[2]: the score and member of the last entry an earlier call
+-- skipped (others' data), or '' and '' to start at the top; ARGV[3] most
+-- entries to look at in this call.
+-- Returns {seconds, microseconds, removed, skipped members, more, member,
+-- score}: `more` is 1 when the bound was reached before a verdict (call again
+-- after the last skipped member); member and score are absent for an empty
+-- queue.
 local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
-local rank = tonumber(ARGV[1])
-local budget = tonumber(ARGV[2])
+local refusal = wrong_type(KEYS)
+if refusal then return refusal end
+local rank = 0
+if ARGV[1] ~= '' then rank = rank_after(queue, ARGV[1], ARGV[2]) end
+local budget = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local removed, skipped = 0, {}
@@ -19,11 +24,12 @@ while budget > 0 do
   if #chunk == 0 then return result(0) end
   for i = 1, #chunk, 2 do
     local member = chunk[i]
-    local expire_text = split_member(member)
-    local expire_time = expire_text and parse_expiry(expire_text)
+    local text = split_member(member)
+    local expire_time = text and parse_expiry(text)
     budget = budget - 1
     if expire_time == nil then
       skipped[#skipped + 1] = member
+      skipped[#skipped + 1] = chunk[i + 1]
       rank = rank + 1
     elseif expire_time and expire_time <= now then
       delete_member(queue, index, payloads, member)
@@ -31,6 +37,7 @@ while budget > 0 do
     else
       return result(0, member, chunk[i + 1])
     end
+    if budget == 0 then break end
   end
 end
 return result(1)

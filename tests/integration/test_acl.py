@@ -23,7 +23,7 @@ ADMIN_PASSWORD = "admin-Pa55word"
 README_ACL = (
     "kamikaze on >{password} resetkeys ~kamikaze ~{{kamikaze}}:* resetchannels &kamikaze "
     "-@all +evalsha +script|load +zadd +zrem +zrange +zrangebylex +zrangebyscore +zscan "
-    "+zscore +zcard +time +publish +spublish +subscribe +ssubscribe +ping"
+    "+zscore +zcard +zcount +zrank +get +set +time +publish +spublish +subscribe +ssubscribe +ping"
 )
 
 

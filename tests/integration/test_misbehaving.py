@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 import kamikaze.consumer
+from kamikaze.follow import IDLE_RECHECK
 from kamikaze.package import Package, as_text
-from kamikaze.queue import Queue
+from kamikaze.queue import NAMED_SKIPS, Queue
 from kamikaze.service import stop_task
 from kamikaze.settings import Settings
 from kamikaze.sweep import Sweeper
@@ -81,6 +82,17 @@ def consumer_errors(caplog: Any) -> list[logging.LogRecord]:
         r
         for r in caplog.records
         if r.name == "kamikaze.consumer" and r.levelno == logging.ERROR and r.exc_info
+    ]
+
+
+def summary_counts(caplog: Any) -> list[int]:
+    """The counts in the summary lines about members not named one by one."""
+    return [
+        int(r.args[0])  # type: ignore[index]
+        for r in caplog.records
+        if r.name == "kamikaze.queue"
+        and r.getMessage().startswith("skipping ")
+        and " more members of " in r.getMessage()
     ]
 
 
@@ -587,7 +599,10 @@ async def test_hundreds_of_unparseable_members_above_the_top(
     for _ in range(3):
         top = await queue.top()
         assert top is not None and top.payload == "below-the-junk"
-    assert skip_warnings(caplog) == {as_text(m): 1 for m in hostile}
+    # The first NAMED_SKIPS get a line each, the rest one summary line (README: data layout).
+    named = sorted(as_text(m) for m in hostile)[:NAMED_SKIPS]
+    assert skip_warnings(caplog) == {text: 1 for text in named}
+    assert summary_counts(caplog) == [len(hostile) - NAMED_SKIPS]
     recorder = Recorder()
     runner, task = await start_watcher(settings, recorder)
     try:
@@ -675,3 +690,36 @@ def test_a_service_process_on_a_key_of_the_wrong_type_keeps_running(
     output = "\n".join(service.lines)
     assert output.count("WRONGTYPE") == 1, output  # one line per outage, not per retry
     assert "Traceback" not in output, output
+
+
+async def test_log_lines_about_others_members_are_bounded_however_many_there_are(
+    settings: Settings, queue: Queue, redis: Any, caplog: Any
+) -> None:
+    """12,000 unparseable members above the top, read again every idle
+    period: a line each for the first NAMED_SKIPS, then one summary line per
+    SKIP_SUMMARY_INTERVAL, and the real top still delivered."""
+    hostile = {f"garbage-{i:05d}": -math.inf for i in range(12_000)}
+    for start in range(0, len(hostile), 2000):
+        await redis.zadd(settings.key, dict(list(hostile.items())[start : start + 2000]))
+    await queue.push("real", 100, 1)
+    recorder = Recorder()
+    runner, task = await start_watcher(settings, recorder)
+    try:
+        assert await recorder.wait_for(1) == ["real"]
+        await asyncio.sleep(2 * IDLE_RECHECK + 0.5)  # two more reads of the top
+    finally:
+        await stop(task, runner)
+    lines = [r for r in caplog.records if r.name == "kamikaze.queue"]
+    assert len(lines) <= NAMED_SKIPS + 1, len(lines)
+    assert summary_counts(caplog) == [len(hostile) - NAMED_SKIPS]
+
+
+async def test_list_names_at_most_a_hundred_of_others_members(
+    env: dict[str, str], redis: Any
+) -> None:
+    await redis.zadd(env["KAMIKAZE_KEY"], {f"junk-{i}": i for i in range(5000)})
+    result = await asyncio.to_thread(run, "list", "--json", env=env)
+    assert result.returncode == 0 and result.stdout.strip() == "[]"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == NAMED_SKIPS + 1, len(lines)
+    assert "skipping 4900 more members" in lines[-1]

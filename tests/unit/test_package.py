@@ -8,11 +8,11 @@ from kamikaze.package import Package, UnparseableMember, encode_member
 
 
 def test_encode_member_writes_six_decimals() -> None:
-    assert encode_member("job", 1795824903.5) == "1795824903.500000:job"
+    assert encode_member("job", 1795824903.5) == "001795824903.500000:job"
 
 
 def test_encode_member_rounds_to_six_decimals() -> None:
-    assert encode_member("job", 1.23456789) == "1.234568:job"
+    assert encode_member("job", 1.23456789) == "000000000001.234568:job"
 
 
 def test_encode_member_never_expiring_has_empty_expiry() -> None:
@@ -21,7 +21,7 @@ def test_encode_member_never_expiring_has_empty_expiry() -> None:
 
 def test_create_builds_the_member_and_float_score() -> None:
     package = Package.create("job", 3, 100.0)
-    assert package.raw_entry == "100.000000:job"
+    assert package.raw_entry == "000000000100.000000:job"
     assert package.score == 3.0
     assert isinstance(package.score, float)
 
@@ -52,7 +52,7 @@ def test_unicode_payload_round_trips() -> None:
     package = Package.create("grüße 🚀 日本", 1, 5.0)
     decoded = Package.from_member(package.member, 1)
     assert decoded.payload == "grüße 🚀 日本"
-    assert package.member == "5.000000:grüße 🚀 日本".encode()
+    assert package.member == "000000000005.000000:grüße 🚀 日本".encode()
 
 
 def test_bytes_member_is_decoded_as_utf8() -> None:

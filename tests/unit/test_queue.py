@@ -6,11 +6,13 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import fakeredis
 import pytest
 from redis.asyncio.client import PubSub
 
+import kamikaze.queue
 from kamikaze.queue import Queue, glob_escape
 from kamikaze.settings import companion_key
 
@@ -92,7 +94,8 @@ async def test_push_writes_the_documented_member(
     pushed = await queue.push("a:b", 60, 2)
     [member] = await members(redis)
     assert member == pushed.member
-    assert member.decode() == f"{pushed.expire_time:.6f}:a:b"
+    assert member.decode() == f"{pushed.expire_time:019.6f}:a:b"
+    assert len(member.split(b":")[0]) == 19  # fixed width: bytes order = expiry order
     assert await redis.zscore(KEY, member) == 2.0
 
 
@@ -554,3 +557,68 @@ def test_companion_key(key: str, expected: str) -> None:
 def test_companion_key_rejects_brace_without_tag(key: str) -> None:
     with pytest.raises(ValueError, match="hash tag"):
         companion_key(key, "x")
+
+
+# Walks that go on after an entry, not a rank (README: "What you can rely on") ---------------
+
+
+def inject_after(queue: Queue, name: str, write: Any) -> None:
+    """Run `write(args)` after each call of the script `name`."""
+    original = queue._script(name)
+
+    async def wrapped(keys: Any, args: Any) -> Any:
+        result = await original(keys=keys, args=args)
+        await write(args)
+        return result
+
+    queue._scripts[name] = wrapped  # type: ignore[assignment]
+
+
+async def test_a_listing_under_writes_between_pages_repeats_and_misses_nothing(
+    queue: Queue, redis: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamikaze.queue, "PAGE_SIZE", 10)
+    await queue.push_many((f"filler-{i:02d}", 600, 10) for i in range(35))
+    other = Queue(redis, KEY)
+    rounds = iter(range(100))
+
+    async def churn(args: Any) -> None:
+        step = next(rounds)
+        if step % 3 == 0:  # ranks shift down: 15 more above
+            await other.push_many((f"churn-{step}-{i}", 600, 0) for i in range(15))
+        elif step % 3 == 1:  # ranks shift up: they go again
+            for package in await other.packages():
+                if package.payload.startswith("churn-"):
+                    await redis.zrem(KEY, package.member)
+        else:  # the entry the listing stopped at goes
+            if args[1]:
+                await redis.zrem(KEY, args[1])
+
+    inject_after(queue, "page", churn)
+    listed = await queue.packages()
+    fillers = [p.payload for p in listed if p.payload.startswith("filler-")]
+    assert len(listed) == len(set(listed))
+    assert sorted(set(fillers)) == sorted(fillers)
+    # Every filler that stayed throughout is there (the injected removes only
+    # take the entry a page ended at, which the listing had shown already).
+    assert len(fillers) == 35
+
+
+async def test_a_remove_goes_on_after_an_entry_while_others_remove_before_it(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kamikaze.queue, "REMOVE_BATCH", 5)
+    longer = "x\0!"  # sorts inside the range of "x", before its own entries
+    await queue.push_many((longer, 600 + i, 5) for i in range(30))
+    await queue.push_many([("x", 600, 1), ("x", 601, 2), ("x", 602, 3)])
+    other = Queue(queue.redis, KEY)
+    done = []
+
+    async def remove_longer(args: Any) -> None:
+        if args[0] == b"x" and not done:
+            done.append(await other.remove(longer))
+
+    inject_after(queue, "remove", remove_longer)
+    assert await queue.remove("x") == 3
+    assert done == [30]
+    assert await queue.packages() == []
