@@ -212,3 +212,11 @@ def test_a_bad_ttl_names_ttl_without_brackets(fake: fakeredis.FakeRedis) -> None
     result = invoke(["push", "job", "-1", "1"])
     assert result.exit_code == 2
     assert error_line(result) == "Error: Invalid value for 'TTL': '-1' must be greater than 0"
+
+
+def test_shell_completion_still_completes_after_a_mistyped_option() -> None:
+    from click.shell_completion import ShellComplete
+
+    complete = ShellComplete(main, {}, "kamikaze", "_KAMIKAZE_COMPLETE")
+    offered = complete.get_completions(["push", "--embeded", "job", "60"], "--emb")
+    assert "--embedded" in [item.value for item in offered]
