@@ -220,8 +220,8 @@ async def test_push_json_lines_writes_nothing_of_a_bad_batch(
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["push", "--embeded", "60", "1"], "Error: No such option '--embeded'."),
-        (["remove", "--embeded"], "Error: No such option '--embeded'."),
+        (["push", "--embeded", "60", "1"], "Error: No such option"),
+        (["remove", "--embeded"], "Error: No such option"),
         (["push", "-", "60", "1"], "Error: '-' alone reads JSON lines from stdin;"),
     ],
 )
@@ -236,6 +236,7 @@ async def test_a_mistyped_option_or_dash_is_exit_2_and_changes_nothing(
     result = run(*args, env=env, stdin=stdin)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(error)
+    assert "--embeded" in result.stderr or args[1] == "-"
     assert "Traceback" not in result.stderr
     assert await redis.zrange(settings.key, 0, -1, withscores=True) == before
     assert [member.split(b":", 1)[1] for member, _ in before] == [b"--embeded"]

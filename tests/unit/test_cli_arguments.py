@@ -77,7 +77,8 @@ def test_an_unknown_option_is_exit_2_named_and_writes_nothing(
     if named is None:
         assert error_line(result) == "Error: Got unexpected extra argument (--embeded)"
     else:
-        assert error_line(result).startswith(f"Error: No such option '{named}'.")
+        line = error_line(result)  # click words it "No such option '-x'." or "...: -x"
+        assert line.startswith("Error: No such option") and named in line.split(".")[0]
     assert payloads(fake) == ["--embeded", "-x"]
 
 
