@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from kamikaze import __version__
+from kamikaze.arguments import DASH_FIRST, ValuesMayStartWithDash
 from kamikaze.settings import DEFAULT_KEY, Settings
 
 T = TypeVar("T")
@@ -277,10 +278,11 @@ def main(loglevel: str, log_format: str) -> None:
 
 
 @connection_options
-@main.command(context_settings={"ignore_unknown_options": True}, epilog=PRIORITY_HELP)
+@main.command(cls=ValuesMayStartWithDash, epilog=PRIORITY_HELP)
 @click.argument("payload")
-@click.argument("ttl", type=FiniteFloat(positive=True), required=False)
-@click.argument("priority", type=FiniteFloat(), required=False)
+# Optional only for `push -`: the usage line shows them as required.
+@click.argument("ttl", type=FiniteFloat(positive=True), required=False, metavar="TTL")
+@click.argument("priority", type=FiniteFloat(), required=False, metavar="PRIORITY")
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
@@ -297,15 +299,22 @@ def push(
     {"payload": "...", "ttl": 60, "priority": 1}, and pushes them in batches,
     each atomically with one change signal. A bad line is reported with its
     number, and nothing of its batch is written (earlier batches are).
+
+    An argument that starts with '-' is a value only if it is a number
+    (a negative PRIORITY) or follows '--': kamikaze push -- -x 60 1.
     """
     from kamikaze.queue import Queue
 
-    if payload == "-" and ttl is None and priority is None:
-        push_lines(settings, batch_size)
-        return
-    if ttl is None or priority is None:
-        raise click.UsageError("push needs PAYLOAD TTL PRIORITY (or '-' to read JSON lines)")
-    ttl_, priority_ = ttl, priority
+    ctx = click.get_current_context()
+    if ctx.meta.get(DASH_FIRST):
+        if ttl is None and priority is None:
+            push_lines(settings, batch_size)
+            return
+        raise click.UsageError(
+            "'-' alone reads JSON lines from stdin; "
+            "for the payload '-' itself, write: kamikaze push -- - TTL PRIORITY"
+        )
+    ttl_, priority_ = require_argument(ctx, "ttl", ttl), require_argument(ctx, "priority", priority)
 
     async def work() -> None:
         async with settings.client() as redis:
@@ -313,6 +322,13 @@ def push(
         log.debug("pushed %r", package)
 
     run_redis(settings, work)
+
+
+def require_argument(ctx: click.Context, name: str, value: T | None) -> T:
+    if value is None:
+        param = next(param for param in ctx.command.params if param.name == name)
+        raise click.MissingParameter(ctx=ctx, param=param)
+    return value
 
 
 def push_lines(settings: Settings, batch_size: int) -> None:
@@ -335,10 +351,14 @@ def push_lines(settings: Settings, batch_size: int) -> None:
 
 
 @connection_options
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command(cls=ValuesMayStartWithDash)
 @click.argument("payload")
 def remove(payload: str, settings: Settings) -> None:
-    """Remove every package whose payload is exactly PAYLOAD."""
+    """Remove every package whose payload is exactly PAYLOAD.
+
+    A PAYLOAD that starts with '-' (other than a number) follows '--':
+    kamikaze remove -- -x.
+    """
     from kamikaze.queue import Queue
 
     async def work() -> int:

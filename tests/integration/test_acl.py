@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -11,7 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from kamikaze import Queue, SyncQueue
+from tests.integration.least_privilege import (
+    USED_ON_LONG_WALKS,
+    SENT_WHEN_IDLE,
+    acl_rules,
+    call_every_queue_method,
+    call_every_sync_queue_method,
+    check_grants,
+    commands_that_talk_to_redis,
+    public_names,
+    reset,
+    run_every_command,
+)
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.servers import RedisServer
 
@@ -19,18 +33,8 @@ pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs 
 
 PASSWORD = "s3cret-Pa55word"
 ADMIN_PASSWORD = "admin-Pa55word"
-# The README's least-privilege ACL line for the queue `kamikaze`, verbatim.
-README_ACL = (
-    "kamikaze on >{password} resetkeys ~kamikaze ~{{kamikaze}}:* resetchannels &kamikaze "
-    "-@all +evalsha +script|load +zadd +zrem +zrange +zrangebylex +zrangebyscore +zscan "
-    "+zscore +zcard +zcount +zrank +get +set +time +publish +spublish +subscribe +ssubscribe +ping"
-)
-
-
-def readme_acl_line() -> str:
-    readme = (Path(__file__).parents[2] / "README.rst").read_text()
-    line = next(line.strip() for line in readme.splitlines() if "ACL SETUSER kamikaze" in line)
-    return line.split("ACL SETUSER ", 1)[1]
+# Granted for a Redis Cluster; one server does without them.
+CLUSTER_ONLY = {"spublish", "ssubscribe"}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +44,17 @@ def acl_server() -> Iterator[RedisServer]:
     server = RedisServer(shutil.which("redis-server") or "", extra_args=socket, dir=directory)
     server.start()
     cli = ["redis-cli", "-p", str(server.port)]
-    acl = readme_acl_line().replace("PASSWORD", PASSWORD)
-    subprocess.run([*cli, "ACL", "SETUSER", *acl.split()], check=True, capture_output=True)
+    acl = ["kamikaze", *acl_rules("kamikaze", PASSWORD)]
+    subprocess.run([*cli, "ACL", "SETUSER", *acl], check=True, capture_output=True)
     subprocess.run([*cli, "CONFIG", "SET", "requirepass", ADMIN_PASSWORD], check=True)
     yield server
     server.remove()
+
+
+@pytest.fixture
+def admin(acl_server: RedisServer) -> Iterator[redis.Redis]:
+    with redis.Redis(port=acl_server.port, password=ADMIN_PASSWORD) as client:
+        yield client
 
 
 def user_env(server: RedisServer, password: str = PASSWORD, **extra: str) -> dict[str, str]:
@@ -52,33 +62,23 @@ def user_env(server: RedisServer, password: str = PASSWORD, **extra: str) -> dic
     return kamikaze_env(url, "kamikaze", extra)
 
 
-def test_readme_gives_the_tested_acl_line() -> None:
-    assert readme_acl_line() == README_ACL.format(password="PASSWORD")
-
-
-def test_the_least_privilege_user_can_push_list_remove_and_serve(
-    acl_server: RedisServer, services: list[Service]
+@pytest.mark.parametrize(
+    ("user", "key"), [("default-key", "kamikaze"), ("tagged", "orders{shop}"), ("glob", "jobs[eu]")]
+)
+async def test_the_readme_user_runs_every_command_and_method(
+    acl_server: RedisServer, admin: redis.Redis, services: list[Service], user: str, key: str
 ) -> None:
-    env = user_env(acl_server)
-    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
-    services.append(service)
-    service.expect("Queue is empty")
-    assert run("push", "job", "100", "1", env=env).returncode == 0
-    service.expect("Consuming 'job'")
-    listed = run("list", "--json", env=env)
-    assert listed.returncode == 0, listed.stderr
-    assert [p["payload"] for p in json.loads(listed.stdout)] == ["job"]
-    assert run("push", "soon", "0.3", "0", env=env).returncode == 0
-    service.expect("Consuming 'soon'")
-    service.expect("Consuming 'job'")  # expired: the sweep and the top ran as this user
-    assert run("remove", "job", env=env).returncode == 0
-    service.expect("Queue is empty")
-    denied = subprocess.run(
-        ["redis-cli", "-p", str(acl_server.port), "-a", ADMIN_PASSWORD, "ACL", "LOG"],
-        capture_output=True,
-        text=True,
-    )
-    assert denied.stdout.strip() == "", denied.stdout
+    """The README's line, for the queue `key` by its rule for another --key (a key
+    with a hash tag of its own, one with glob characters), and nothing more."""
+    rules = acl_rules(key, PASSWORD)
+    admin.execute_command("ACL", "SETUSER", user, *rules)
+    reset([admin])
+    url = f"redis://{user}:{PASSWORD}@127.0.0.1:{acl_server.port}/0"
+    assert run_every_command(kamikaze_env(url, key), services) == commands_that_talk_to_redis()
+    assert await call_every_queue_method(url, key, admin) == public_names(Queue)
+    sync = await asyncio.to_thread(call_every_sync_queue_method, url, key)
+    assert sync == public_names(SyncQueue)
+    check_grants([admin], rules, unused=CLUSTER_ONLY | USED_ON_LONG_WALKS | SENT_WHEN_IDLE)
 
 
 def test_the_user_cannot_touch_other_keys(acl_server: RedisServer) -> None:

@@ -215,3 +215,28 @@ async def test_push_json_lines_writes_nothing_of_a_bad_batch(
     assert "Traceback" not in result.stderr
     payloads = [p["payload"] for p in json.loads(run("list", "--json", env=env).stdout)]
     assert sorted(payloads) == ["ok-1", "ok-2"]  # the batch of lines 3-4 wrote nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["push", "--embeded", "60", "1"], "Error: No such option"),
+        (["remove", "--embeded"], "Error: No such option"),
+        (["push", "-", "60", "1"], "Error: '-' alone reads JSON lines from stdin;"),
+    ],
+)
+async def test_a_mistyped_option_or_dash_is_exit_2_and_changes_nothing(
+    env: dict[str, str], redis: Any, settings: Settings, args: list[str], error: str
+) -> None:
+    """README: Commands > push: an argument that starts with '-' is a value only
+    if it is a number or follows '--'."""
+    assert run("push", "--", "--embeded", "100", "-1", env=env).returncode == 0
+    before = await redis.zrange(settings.key, 0, -1, withscores=True)
+    stdin = '{"payload": "piped", "ttl": 60, "priority": 1}\n'
+    result = run(*args, env=env, stdin=stdin)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(error)
+    assert "--embeded" in result.stderr or args[1] == "-"
+    assert "Traceback" not in result.stderr
+    assert await redis.zrange(settings.key, 0, -1, withscores=True) == before
+    assert [member.split(b":", 1)[1] for member, _ in before] == [b"--embeded"]

@@ -4,19 +4,33 @@ service riding out a restart of the node that holds its queue."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from kamikaze import Queue, SyncQueue
 from kamikaze.settings import companion_key
+from tests.integration.least_privilege import (
+    USED_ON_LONG_WALKS,
+    SENT_WHEN_IDLE,
+    acl_rules,
+    call_every_queue_method,
+    call_every_sync_queue_method,
+    check_grants,
+    commands_that_talk_to_redis,
+    public_names,
+    readme_cluster_rules,
+    reset,
+    run_every_command,
+)
 from tests.integration.processes import Service, kamikaze_env, run
-from tests.integration.test_acl import readme_acl_line
 from tests.topologies import Cluster, Node
 
 pytestmark = pytest.mark.skipif(
@@ -306,26 +320,28 @@ def test_watch_follows_a_queue_in_the_cluster(cluster: Cluster, services: list[S
     assert watch.expect("\tseen\t", timeout=5).startswith("1.0\tseen\t")
 
 
-def test_the_readme_acl_user_works_on_the_cluster(
-    cluster: Cluster, services: list[Service]
+@pytest.mark.parametrize(("user", "key"), [("default-key", "kamikaze"), ("tagged", "orders{shop}")])
+async def test_the_readme_user_runs_every_command_and_method_on_the_cluster(
+    cluster: Cluster, services: list[Service], user: str, key: str
 ) -> None:
-    readme = (Path(__file__).parents[2] / "README.rst").read_text()
-    assert "also add ``+cluster|slots\n  +command``" in readme
-    rules = readme_acl_line().replace("PASSWORD", "cluster-pw").split()
-    for node in cluster.nodes:
-        node.client().execute_command("ACL", "SETUSER", *rules, "+cluster|slots", "+command")
-    url = f"redis://kamikaze:cluster-pw@127.0.0.1:{cluster.ports[0]}/0"
-    env = kamikaze_env(url, "kamikaze", {"KAMIKAZE_CLUSTER": "1"})
-    service = Service("service", CONSUMER, env=env)
-    services.append(service)
-    service.expect("Queue is empty", timeout=15)
-    assert run("push", "as-acl-user", "100", "1", env=env).returncode == 0
-    service.expect("Consuming 'as-acl-user'")
-    assert [p["payload"] for p in listed(env)] == ["as-acl-user"]
-    assert run("remove", "as-acl-user", env=env).returncode == 0
-    service.expect("Queue is empty")
-    for node in cluster.nodes:
-        assert node.client().execute_command("ACL", "LOG") == []
+    """The README's line plus what it says to add on a cluster, on every node."""
+    rules = acl_rules(key, "cluster-pw") + readme_cluster_rules()
+    cluster.slot_map(refresh=True)
+    with contextlib.ExitStack() as stack:
+        admins = [stack.enter_context(node.client()) for node in cluster.nodes]
+        owner = stack.enter_context(node_for(cluster, key).client())
+        for admin in admins:
+            admin.execute_command("ACL", "SETUSER", user, *rules)
+        reset(admins)
+        url = f"redis://{user}:cluster-pw@127.0.0.1:{cluster.ports[0]}/0"
+        env = kamikaze_env(url, key, {"KAMIKAZE_CLUSTER": "1"})
+        assert run_every_command(env, services) == commands_that_talk_to_redis()
+        methods = await call_every_queue_method(url, key, owner, cluster=True)
+        assert methods == public_names(Queue)
+        sync = await asyncio.to_thread(call_every_sync_queue_method, url, key, cluster=True)
+        assert sync == public_names(SyncQueue)
+        unused = {"publish", "subscribe"} | USED_ON_LONG_WALKS | SENT_WHEN_IDLE  # one server's
+        check_grants(admins, rules, unused)
 
 
 def migrate_slot(cluster: Cluster, slot: int, source: Node, target: Node) -> None:

@@ -343,7 +343,7 @@ def test_push_writes_nothing_to_stdout(fake: fakeredis.FakeRedis) -> None:
 
 
 def test_payload_starting_with_dash(fake: fakeredis.FakeRedis) -> None:
-    assert invoke(["push", "-x", "10", "1"]).exit_code == 0
+    assert invoke(["push", "--", "-x", "10", "1"]).exit_code == 0  # README: push
     [member] = fake.zrange("kamikaze", 0, -1)
     assert member.endswith(b":-x")
 
