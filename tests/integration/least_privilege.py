@@ -170,6 +170,8 @@ async def call_every_queue_method(
         await asyncio.sleep(0.3)
         assert (await queue.read_top()).top.payload == "b"  # 'brief' expired
         assert [p.payload for p in await queue.packages()] == ["b", "a"]
+        listed, _ = await queue.listing(limit=1)
+        assert [p.payload for p in listed] == ["b"]
         now = await queue.server_time()
         assert await queue.size() == await queue.size(now) == 2
         admin.zadd(key, {f"{FAR}:old": 4, f"{FAR}:older": 5})  # 0.1.x: in no index
