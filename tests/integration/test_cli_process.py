@@ -215,3 +215,21 @@ async def test_push_json_lines_writes_nothing_of_a_bad_batch(
     assert "Traceback" not in result.stderr
     payloads = [p["payload"] for p in json.loads(run("list", "--json", env=env).stdout)]
     assert sorted(payloads) == ["ok-1", "ok-2"]  # the batch of lines 3-4 wrote nothing
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize("log_format", ["human", "json"])
+def test_the_service_refuses_a_malformed_url_without_showing_the_password(log_format: str) -> None:
+    """README: Security. The service's start line and JSON logs once showed such a URL whole."""
+    dead = free_port()
+    # Had the URL been taken for "no host", --redis-port would be used: a dead one, never 6379.
+    env = kamikaze_env(
+        f"redis:/:{SECRET}@127.0.0.1:{dead}/0", "k", {"KAMIKAZE_REDIS_PORT": str(dead)}
+    )
+    args = ["--loglevel", "DEBUG", "--log-format", log_format, "service"]
+    result = run(*args, "example_consumer.consumer.blocking_consumer_func", env=env, timeout=15)
+    assert result.returncode == 2, result.stderr
+    assert "Error: Invalid value for 'KAMIKAZE_REDIS_URL'" in result.stderr
+    assert SECRET not in result.stdout + result.stderr

@@ -245,8 +245,58 @@ def test_service_passes_decoded_args_and_kwargs(no_service: list[Any]) -> None:
 def test_bad_redis_url_exits_2_naming_it(url: str) -> None:
     result = invoke(["list", "--redis-url", url])
     assert result.exit_code == 2
-    assert url in result.output or "URL" in result.output
+    assert "'--redis-url'" in error_line(result)
+
+
+def error_line(result: Result) -> str:
+    """A usage error: click's usage lines, then the one line that says what is wrong."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Usage: ", "Try '"))]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith("Error: "), result.stderr
     assert "Traceback" not in result.output
+    return said[0]
+
+
+@pytest.fixture
+def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused input must not reach Redis: building a client fails the test."""
+
+    def client(self: Settings) -> Any:
+        raise AssertionError("a client was built for refused input")
+
+    monkeypatch.setattr(Settings, "client", client)
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"redis:/:{SECRET}@127.0.0.1:6390/0", "redis:// (two slashes)"),
+        ("redis:/127.0.0.1:6390/0", "redis:// (two slashes)"),
+        (f"kamikaze:{SECRET}@host:6390", "not a redis://, rediss:// or unix:// URL"),
+        (f"redis://:{SECRET}@host:p/0", "port is not a number"),
+        (f"redis://:{SECRET}@/0", "names no host"),
+        (f"unix:{SECRET}@/tmp/redis.sock", "unix:// (two slashes)"),
+    ],
+)
+@pytest.mark.parametrize("source", ["option", "environment"])
+def test_a_url_that_names_no_server_unambiguously_is_exit_2_without_the_password(
+    url: str, reason: str, source: str, no_redis: None
+) -> None:
+    """README: Security. The password stays out of every line, DEBUG included."""
+    if source == "option":
+        result = invoke(["--loglevel", "DEBUG", "list", "--redis-url", url])
+        culprit = "'--redis-url'"
+    else:
+        result = invoke(["--loglevel", "DEBUG", "list"], env={"KAMIKAZE_REDIS_URL": url})
+        culprit = "'KAMIKAZE_REDIS_URL'"
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert culprit in line and reason in line
+    assert SECRET not in result.output
 
 
 # unreachable Redis: exit 1, one line naming the address ---------------------------------
