@@ -348,7 +348,8 @@ def push_lines(settings: Settings, batch_size: int) -> None:
         async with settings.client() as redis:
             queue = Queue(redis, settings.key)
             try:
-                for batch in batches(sys.stdin, batch_size):
+                # Bytes: invalid UTF-8 is a bad line whatever the locale's stdin errors are.
+                for batch in batches(sys.stdin.buffer, batch_size):
                     pushed += len(await queue.push_many(batch))
             except BadLine as exc:
                 raise click.UsageError(f"{exc} (pushed {pushed} packages before it)") from None
@@ -451,7 +452,7 @@ def service(
     """
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
-    from kamikaze.service import serve
+    from kamikaze.service import MetricsUnavailable, serve
 
     for arg in consumer_args:
         if arg.startswith("-") and not isinstance(decode_arg(arg), (int, float)):
@@ -482,7 +483,11 @@ def service(
                     run_service(serving())
             else:
                 run_service(serving())
-        except (EmbeddedError, OSError) as exc:  # OSError: the metrics port is taken
+        except MetricsUnavailable as exc:
+            if exc.bad_host:
+                raise bad_value("metrics_host", f"{exc.host!r}: {exc.reason}") from None
+            raise Failure(str(exc)) from None
+        except (EmbeddedError, OSError) as exc:
             raise Failure(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
             raise redis_failure(settings, exc) from None

@@ -39,6 +39,10 @@ def resolve(path: str) -> Callable[..., Any]:
         consumer = pkgutil.resolve_name(path)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConsumerError(f"cannot import consumer {path!r}: {exc}") from exc
+    except SystemExit as exc:  # the module ended the import itself
+        raise ConsumerError(
+            f"cannot import consumer {path!r}: importing it called sys.exit({exc.code!r})"
+        ) from exc
     except Exception as exc:  # the module itself failed while importing
         raise ConsumerError(
             f"cannot import consumer {path!r}: {type(exc).__name__}: {exc}"

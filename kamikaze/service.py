@@ -100,7 +100,10 @@ async def serve(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
+    try:
+        metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
+    except OSError as exc:
+        raise MetricsUnavailable(metrics_host, metrics_port or 0, exc) from None
     runner.metrics = metrics
     log.info("watching %s at %s", settings.key, settings.address)
     watcher = asyncio.create_task(Watcher(settings, runner, metrics).run())
@@ -122,6 +125,19 @@ async def serve(
             metrics_server.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+class MetricsUnavailable(Exception):
+    """The metrics endpoint cannot listen where it was told; `bad_host` when
+    --metrics-host is to blame (not an address here) rather than the machine."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        from kamikaze.errors import listen_failure
+
+        self.host = host
+        self.reason, self.bad_host = listen_failure(exc)
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot serve metrics on {shown}:{port}: {self.reason}")
 
 
 async def start_metrics(

@@ -86,6 +86,7 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError, naming the problem, for settings that cannot work."""
+        self._check_key()
         if self.embedded and (self.cluster or self.sentinels):
             raise ValueError("--embedded cannot be combined with --cluster or --sentinel")
         if self.cluster and self.sentinels:
@@ -97,6 +98,15 @@ class Settings:
             raise ValueError("a Redis Cluster is not reached over a unix socket")
         if self.cluster and kwargs.get("db"):
             raise ValueError("a Redis Cluster has only database 0")
+
+    def _check_key(self) -> None:
+        try:
+            self.key.encode("utf-8")
+            companion_key(self.key, "expiry")
+        except UnicodeEncodeError:  # a byte of argv that is not UTF-8, surrogate-escaped
+            raise SettingError("the key is not valid UTF-8", "key") from None
+        except ValueError as exc:
+            raise SettingError(str(exc), "key") from None
 
     def connection_kwargs(self) -> dict[str, Any]:
         """What redis-py needs to reach one server: address, credentials, TLS."""
@@ -203,6 +213,8 @@ def companion_key(key: str, suffix: str) -> str:
     A key with a hash tag already (`a{b}c`) keeps it: `a{b}c:suffix`.
     A key without one is wrapped: `{key}:suffix`.
     """
+    if not key:
+        raise ValueError("the key is empty")
     start = key.find("{")
     end = key.find("}", start + 1) if start >= 0 else -1
     if start >= 0 and end > start + 1:

@@ -484,3 +484,102 @@ def test_remove_nothing_exits_0(fake: fakeredis.FakeRedis) -> None:
     result = invoke(["remove", "nope"])
     assert result.exit_code == 0
     assert "removed 0 packages" in result.stderr
+
+
+# input that once ended in a traceback: one line naming the culprit ---------------------
+
+BAD_KEYS = {
+    "x}": "contains '}' but no hash tag",
+    "odd{}key": "contains '}' but no hash tag",
+    "\udcff": "not valid UTF-8",  # how Python hands over a non-UTF-8 argv byte
+}
+COMMANDS = {
+    "push": ["push", "p", "10", "1"],
+    "push -": ["push", "-"],
+    "remove": ["remove", "p"],
+    "list": ["list"],
+    "watch": ["watch"],
+    "service": ["service", "example_consumer.consumer.blocking_consumer_func"],
+}
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_key_that_cannot_work_is_exit_2_naming_it(
+    key: str, command: str, fake: fakeredis.FakeRedis, no_service: list[Any]
+) -> None:
+    result = invoke([*COMMANDS[command], "--key", key])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert "'--key'" in line and BAD_KEYS[key] in line
+    assert fake.keys() == [] and no_service == []
+
+
+def test_a_bad_key_from_the_environment_names_the_variable(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "p", "10", "1"], env={"KAMIKAZE_KEY": "x}"})
+    assert result.exit_code == 2
+    assert "'KAMIKAZE_KEY'" in error_line(result)
+    assert fake.keys() == []
+
+
+def test_an_empty_key_is_exit_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "p", "10", "1", "--key", ""])
+    assert result.exit_code == 2
+    assert "the key is empty" in error_line(result)
+    assert fake.keys() == []
+
+
+@pytest.mark.parametrize(
+    ("stdin", "reason"),
+    [
+        (
+            b'{"payload": "ok", "ttl": 1, "priority": 1}\n{"payload": "\xff", "ttl": 1}\n',
+            "line 2: not UTF-8",
+        ),
+        (b'{"payload": "a", "ttl": 1' + b"0" * 309 + b', "priority": 1}\n', "line 1: ttl must be"),
+        (
+            b'{"payload": "a", "ttl": 1, "priority": -1' + b"0" * 309 + b"}\n",
+            "line 1: priority must be",
+        ),
+        (
+            b'{"payload": "\\ud800", "ttl": 1, "priority": 1}\n',
+            "line 1: payload has a lone surrogate",
+        ),
+    ],
+    ids=["invalid UTF-8", "309-digit ttl", "309-digit priority", "lone surrogate"],
+)
+def test_push_lines_that_once_crashed_are_exit_2(
+    stdin: bytes, reason: str, fake: fakeredis.FakeRedis
+) -> None:
+    result = CliRunner().invoke(main, ["push", "-"], input=stdin)
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert reason in line and len(line) < 200
+    assert fake.keys() == []
+
+
+def test_rediss_to_a_server_without_tls_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain server never answers a TLS handshake: the line once ended in an empty reason."""
+    monkeypatch.setattr("kamikaze.settings.CONNECT_TIMEOUT", 0.2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        result = invoke(["list", "--redis-url", f"rediss://127.0.0.1:{port}/0"])
+    assert result.exit_code == 1
+    line = one_line(result.stderr)
+    assert line.startswith(f"Error: cannot connect to Redis at rediss://127.0.0.1:{port}: ")
+    assert "timed out" in line and "TLS" in line
+
+
+def test_a_consumer_that_exits_on_import_is_exit_2_naming_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, no_service: list[Any]
+) -> None:
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = invoke(["service", "exits_on_import.consume"])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert "'exits_on_import.consume'" in line and "sys.exit(3)" in line
+    assert no_service == []
