@@ -9,6 +9,7 @@ import functools
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -269,7 +270,79 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
     sys.stdout.flush()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+ARGV = "kamikaze.argv"  # ctx.meta: the arguments as given, for KamikazeGroup's hints
+
+
+class KamikazeGroup(click.Group):
+    """Says where a misplaced option goes: the global options before the
+    command (`kamikaze --loglevel DEBUG list`), the commands' own after it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGV] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise self._goes_after(exc, ctx) or exc from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            raise self._goes_before(exc, ctx) or exc from None
+
+    def _goes_after(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
+        """An option of the commands given before the command."""
+        name = exc.option_name.partition("=")[0]
+        owners = [n for n, command in self.commands.items() if _option(command, ctx, name)]
+        if not owners:
+            return None
+        option = _option(self.commands[owners[0]], ctx, name)
+        assert option is not None
+        argv: list[str] = ctx.meta[ARGV]
+        at = _position(argv, name)
+        rest = argv[at + (1 if option.is_flag or "=" in argv[at] else 2) :] if at >= 0 else argv
+        typed = next((arg for arg in rest if arg in owners), None)
+        command = typed or (owners[0] if len(owners) == 1 else "COMMAND")
+        # The value is not repeated: it may be a URL with a password.
+        value = "" if option.is_flag else f" {option.metavar or str(option.name).upper()}"
+        hint = f"{ctx.command_path} {command} {name}{value}"
+        return click.UsageError(f"{name} goes after the command, as in: {hint}", ctx)
+
+    def _goes_before(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
+        """A global option given after the command."""
+        name = exc.option_name.partition("=")[0]
+        option = _option(self, ctx, name)
+        if option is None or ctx.invoked_subcommand is None:
+            return None
+        argv: list[str] = ctx.meta.get(ARGV, [])
+        at = _position(argv, name)
+        if at < 0:
+            given = [name]
+        elif argv[at] == name and not option.is_flag and at + 1 < len(argv):
+            given = argv[at : at + 2]
+        else:
+            given = argv[at : at + 1]
+        hint = f"{ctx.command_path} {shlex.join(given)} {ctx.invoked_subcommand}"
+        return click.UsageError(f"{name} goes before the command, as in: {hint}", exc.ctx)
+
+
+def _position(argv: list[str], name: str) -> int:
+    """Where option `name` (or `name=value`) is in argv; -1 if it is not."""
+    return next((i for i, arg in enumerate(argv) if arg.partition("=")[0] == name), -1)
+
+
+def _option(command: click.Command, ctx: click.Context, name: str) -> click.Option | None:
+    return next(
+        (
+            param
+            for param in command.get_params(ctx)
+            if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts)
+        ),
+        None,
+    )
+
+
+@click.group(cls=KamikazeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kamikaze")
 @click.option(
     "--loglevel",

@@ -583,3 +583,93 @@ def test_a_consumer_that_exits_on_import_is_exit_2_naming_it(
     line = error_line(result)
     assert "'exits_on_import.consume'" in line and "sys.exit(3)" in line
     assert no_service == []
+
+
+# messages a user can act on -------------------------------------------------------------
+
+CONSUMER = "example_consumer.consumer.blocking_consumer_func"
+
+
+@pytest.mark.parametrize(
+    ("env", "command", "variable", "option"),
+    [
+        ({"KAMIKAZE_REDIS_PORT": "abc"}, ["list"], "KAMIKAZE_REDIS_PORT", "--redis-port"),
+        ({"KAMIKAZE_LOGLEVEL": "LOUD"}, ["list"], "KAMIKAZE_LOGLEVEL", "--loglevel"),
+        ({"KAMIKAZE_LOG_FORMAT": "xml"}, ["list"], "KAMIKAZE_LOG_FORMAT", "--log-format"),
+        ({"KAMIKAZE_EMBEDDED": "maybe"}, ["list"], "KAMIKAZE_EMBEDDED", "--embedded"),
+        (
+            {"KAMIKAZE_SENTINELS": "h:x", "KAMIKAZE_SENTINEL_MASTER": "m"},
+            ["list"],
+            "KAMIKAZE_SENTINELS",
+            "--sentinel",
+        ),
+        ({"KAMIKAZE_TLS_CA_FILE": "/no/such/ca.pem"}, ["list"], "KAMIKAZE_TLS_CA_FILE", "--tls"),
+        ({"KAMIKAZE_METRICS_PORT": "abc"}, ["service", CONSUMER], "KAMIKAZE_METRICS_PORT", "--"),
+        ({"KAMIKAZE_SWEEP_INTERVAL": "0"}, ["service", CONSUMER], "KAMIKAZE_SWEEP_INTERVAL", "--"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable_not_the_option(
+    env: dict[str, str], command: list[str], variable: str, option: str, no_redis: None
+) -> None:
+    result = invoke(command, env=env)
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert f"'{variable}'" in line
+    assert option not in line
+
+
+def test_a_bad_option_value_still_names_the_option(no_redis: None) -> None:
+    result = invoke(["list", "--redis-port", "abc"], env={"KAMIKAZE_REDIS_PORT": "1"})
+    assert "'--redis-port'" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--embedded", "list"], "--embedded goes after the command, as in: main list --embedded"),
+        (["--key", "list", "push", "x", "1", "1"], "as in: main push --key NAME"),
+        (["--redis-url", f"redis://:{SECRET}@h/0", "list"], "as in: main list --redis-url URL"),
+        (["--json", "list"], "as in: main list --json"),
+        (["--embedded"], "as in: main COMMAND --embedded"),
+        (
+            ["list", "--loglevel", "DEBUG"],
+            "--loglevel goes before the command, as in: main --loglevel DEBUG list",
+        ),
+        (["watch", "--log-format=json"], "as in: main --log-format=json watch"),
+        (["service", CONSUMER, "--loglevel", "DEBUG"], "as in: main --loglevel DEBUG service"),
+    ],
+)
+def test_a_misplaced_option_says_where_it_goes(
+    args: list[str], hint: str, no_redis: None, no_service: list[Any]
+) -> None:
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert hint in error_line(result)
+    assert SECRET not in result.output and no_service == []
+
+
+def test_an_unknown_option_is_still_unknown() -> None:
+    result = invoke(["--embeded", "list"])
+    assert result.exit_code == 2
+    assert "No such option '--embeded'" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("path", "dotted"),
+    [
+        ("example_consumer/consumer.py", "example_consumer.consumer.FUNCTION"),
+        ("./example_consumer/consumer.py", "example_consumer.consumer.FUNCTION"),
+        (
+            "example_consumer/consumer.py:yielding_consumer_func",
+            "example_consumer.consumer.yielding_consumer_func",
+        ),
+        ("consumer.py", "consumer.FUNCTION"),
+    ],
+)
+def test_a_consumer_given_as_a_file_suggests_the_dotted_form(
+    path: str, dotted: str, no_service: list[Any]
+) -> None:
+    result = invoke(["service", path])
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert f"{path!r}" in line and dotted in line
