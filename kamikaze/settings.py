@@ -110,7 +110,10 @@ class Settings:
 
     def connection_kwargs(self) -> dict[str, Any]:
         """What redis-py needs to reach one server: address, credentials, TLS."""
-        kwargs = self._url_kwargs() if self.url else {}
+        if self.embedded:  # the socket's path as it is: a URL would mangle '#', '?', '%'
+            kwargs: dict[str, Any] = {"unix_socket_path": str(self.embedded_server().socket)}
+        else:
+            kwargs = self._url_kwargs() if self.redis_url else {}
         if "unix_socket_path" not in kwargs:
             kwargs.setdefault("host", self.redis_host)
             kwargs.setdefault("port", self.redis_port)
@@ -128,9 +131,9 @@ class Settings:
         return kwargs
 
     def _url_kwargs(self) -> dict[str, Any]:
-        assert self.url is not None
+        assert self.redis_url is not None
         try:
-            return urls.url_kwargs(self.url)
+            return urls.url_kwargs(self.redis_url)
         except urls.BadURL as exc:
             raise SettingError(str(exc), "redis_url") from None
 

@@ -183,3 +183,12 @@ def test_a_well_formed_url_is_used_as_it_is(url: str, expected: dict[str, object
 )
 def test_the_address_of_a_url(url: str, address: str) -> None:
     assert Settings(redis_url=url).address == address
+
+
+@pytest.mark.parametrize("name", ["a#b?c%41", "relative"])
+def test_the_embedded_socket_is_used_as_it_is(name: str, tmp_path: Path) -> None:
+    """Not through a URL: '#', '?' and '%' in a path would change it, a relative one lose it."""
+    runtime_dir = tmp_path / name if name != "relative" else Path(name)
+    settings = Settings(embedded=True, embedded_runtime_dir=str(runtime_dir))
+    settings.check()
+    assert settings.connection_kwargs() == {"unix_socket_path": str(runtime_dir / "server.sock")}
