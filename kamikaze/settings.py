@@ -133,7 +133,7 @@ class Settings:
     def _url_kwargs(self) -> dict[str, Any]:
         assert self.redis_url is not None
         try:
-            return urls.url_kwargs(self.redis_url)
+            return urls.url_kwargs(self.redis_url, needs_host=not self.sentinels)
         except urls.BadURL as exc:
             raise SettingError(str(exc), "redis_url") from None
 

@@ -39,17 +39,18 @@ class BadURL(ValueError):
     """Why a Redis URL cannot be used; the message never quotes the URL."""
 
 
-def url_kwargs(url: str) -> dict[str, Any]:
+def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
     """redis-py's connection arguments for `url`: host and port (6379 if the
     URL has none) or socket path, database, credentials, TLS. BadURL unless
-    the URL names one server unambiguously."""
+    the URL names one server unambiguously; with `needs_host` False (Sentinel
+    names the server) it may name no host."""
     from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
     parts = _split(url)
     if parts.scheme == "unix":
         _check_socket(parts)
     else:
-        _check_host(parts)
+        _check_host(parts, needs_host)
     _check_query(parts.query)
     try:
         kwargs: dict[str, Any] = dict(parse_url(url))
@@ -91,8 +92,8 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
-def _check_host(parts: SplitResult) -> None:
-    if not parts.hostname:
+def _check_host(parts: SplitResult, needs_host: bool) -> None:
+    if needs_host and not parts.hostname:
         raise BadURL(f"the URL names no host, as in {FORMS[parts.scheme]}")
     try:
         port = parts.port

@@ -192,3 +192,10 @@ def test_the_embedded_socket_is_used_as_it_is(name: str, tmp_path: Path) -> None
     settings = Settings(embedded=True, embedded_runtime_dir=str(runtime_dir))
     settings.check()
     assert settings.connection_kwargs() == {"unix_socket_path": str(runtime_dir / "server.sock")}
+
+
+def test_with_sentinel_a_url_may_leave_the_host_to_sentinel() -> None:
+    settings = Settings(redis_url="redis://:pw@/1", sentinels=(("a", 1),), sentinel_master="m")
+    settings.check()
+    assert settings.connection_kwargs()["password"] == "pw"
+    assert settings.connection_kwargs()["db"] == 1
