@@ -504,6 +504,7 @@ def list_(as_json: bool, settings: Settings) -> None:
     envvar="KAMIKAZE_METRICS_HOST",
     default="127.0.0.1",
     show_default=True,
+    callback=lambda ctx, param, host: dotted_quad(host),
     metavar="HOST",
     help="The address the metrics endpoint listens on.",
 )
@@ -564,6 +565,20 @@ def service(
             raise Failure(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
             raise redis_failure(settings, exc) from None
+
+
+def dotted_quad(host: str) -> str:
+    """A host written as four numbers must be an IPv4 address (999.1.1.1 is
+    refused here, not after a DNS lookup that may be slow or unreachable)."""
+    import ipaddress
+
+    parts = host.split(".")
+    if len(parts) == 4 and all(part.isdigit() for part in parts):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise click.BadParameter(f"{host!r}: not an IP address") from None
+    return host
 
 
 def require_metrics() -> None:

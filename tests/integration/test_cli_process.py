@@ -249,7 +249,10 @@ def said(stderr: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("host", "reason"),
-    [("999.1.1.1", "no such host"), ("192.0.2.1", "not an address of this machine")],
+    [
+        ("999.1.1.1", "not an IP address"),
+        ("192.0.2.1", "not an address of this machine"),
+    ],
 )
 def test_a_metrics_host_that_cannot_be_listened_on_is_exit_2_naming_it(
     host: str, reason: str
