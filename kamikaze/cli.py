@@ -9,7 +9,6 @@ import functools
 import logging
 import math
 import os
-import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -310,6 +309,8 @@ class KamikazeGroup(click.Group):
 
     def _goes_before(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
         """A global option given after the command."""
+        import shlex
+
         name = exc.option_name.partition("=")[0]
         option = _option(self, ctx, name)
         if option is None or ctx.invoked_subcommand is None:

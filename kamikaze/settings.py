@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kamikaze import urls
-
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -79,6 +77,8 @@ class Settings:
         if not self.redis_url:
             scheme = "rediss://" if self.tls_files else ""
             return f"{prefix}{scheme}{self.redis_host}:{self.redis_port}"
+        from kamikaze import urls
+
         try:
             return prefix + urls.address(urls.url_kwargs(self.redis_url))
         except ValueError:
@@ -131,6 +131,8 @@ class Settings:
         return kwargs
 
     def _url_kwargs(self) -> dict[str, Any]:
+        from kamikaze import urls
+
         assert self.redis_url is not None
         try:
             return urls.url_kwargs(self.redis_url, needs_host=not self.sentinels)
