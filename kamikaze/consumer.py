@@ -13,6 +13,7 @@ import pkgutil
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kamikaze.package import Package
@@ -32,6 +33,7 @@ class ConsumerError(ValueError):
 
 def resolve(path: str) -> Callable[..., Any]:
     """Import `module.attribute` (the current directory is importable)."""
+    _refuse_file_name(path)
     if "." not in path.strip(".") and ":" not in path:
         raise ConsumerError(f"consumer {path!r} is not of the form module.function")
     if os.getcwd() not in sys.path and "" not in sys.path:
@@ -40,6 +42,10 @@ def resolve(path: str) -> Callable[..., Any]:
         consumer = pkgutil.resolve_name(path)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConsumerError(f"cannot import consumer {path!r}: {exc}") from exc
+    except SystemExit as exc:  # the module ended the import itself
+        raise ConsumerError(
+            f"cannot import consumer {path!r}: importing it called sys.exit({exc.code!r})"
+        ) from exc
     except Exception as exc:  # the module itself failed while importing
         raise ConsumerError(
             f"cannot import consumer {path!r}: {type(exc).__name__}: {exc}"
@@ -155,3 +161,20 @@ class Runner:
                 "consumer task ignored cancellation for %.1f s; going on without it",
                 CANCEL_GRACE,
             )
+
+
+def _refuse_file_name(path: str) -> None:
+    """`pkg/mod.py[:function]` is a file, not an import path: suggest `pkg.mod.function`."""
+    file, _, function = path.partition(":")
+    if not file.endswith(".py") and "/" not in file and os.sep not in file:
+        return
+    module = Path(file.removesuffix(".py"))
+    if module.is_absolute():  # importable only from the directory it is in
+        module = (
+            module.relative_to(Path.cwd())
+            if module.is_relative_to(Path.cwd())
+            else Path(module.name)
+        )
+    parts = [part for part in module.parts if part not in (".", "..")] or ["MODULE"]
+    dotted = ".".join([*parts, function or "FUNCTION"])
+    raise ConsumerError(f"consumer {path!r} is a file name: give module.function, as in {dotted}")

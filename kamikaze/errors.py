@@ -1,12 +1,16 @@
-"""One-line descriptions of Redis failures, for users: never a password."""
+"""One-line descriptions of failures (Redis, a socket to listen on), for users:
+never a password, never errno numbers."""
 
 from __future__ import annotations
 
 import errno
 import os
+import socket
 import ssl
 
 from kamikaze.settings import Settings
+
+TIMED_OUT = "timed out"
 
 
 def redis_error_line(settings: Settings, exc: BaseException) -> str:
@@ -23,6 +27,9 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
         if settings.uses_tls and why == os.strerror(errno.ECONNRESET):
             # TLS 1.3 servers refuse a missing client certificate after the handshake.
             why += " (does the server demand a client certificate? see --tls-cert-file)"
+        elif settings.uses_tls and why == TIMED_OUT:
+            # A server without TLS waits for a command and never answers the handshake.
+            why += " (does the server speak TLS on that port?)"
         return f"cannot connect to Redis at {settings.address}: {why}"
     return f"Redis at {settings.address} answered: {exc}"
 
@@ -37,8 +44,23 @@ def connection_failure(exc: BaseException) -> str:
     if isinstance(number, int) and number > 0:
         return os.strerror(number)
     text = getattr(reason, "strerror", None) or str(reason)
+    if not text:
+        return TIMED_OUT if isinstance(reason, TimeoutError) else type(reason).__name__
     # redis-py appends its client objects' reprs to "No master found for 'name'".
     return text.split(" : ", 1)[0] if text.startswith("No master found") else text
+
+
+def listen_failure(exc: OSError) -> tuple[str, bool]:
+    """Why a server cannot listen on a host and port, and whether the host is to blame."""
+    if isinstance(exc, socket.gaierror):
+        if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)):
+            return "no such host", True
+        return exc.strerror or str(exc), False  # say, DNS is down (EAI_AGAIN)
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "not an address of this machine", True
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is in use", False
+    return (os.strerror(exc.errno) if exc.errno else str(exc)), False
 
 
 def is_fatal(exc: BaseException) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -16,6 +15,15 @@ DEFAULT_KEY = "kamikaze"
 DEFAULT_SENTINEL_PORT = 26379
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a command unanswered this long means a dead or frozen link
+
+
+class SettingError(ValueError):
+    """A setting that cannot work; `setting` is the field at fault, named like
+    its command-line option (so the CLI can name the option or variable)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True)
@@ -69,16 +77,16 @@ class Settings:
         if not self.redis_url:
             scheme = "rediss://" if self.tls_files else ""
             return f"{prefix}{scheme}{self.redis_host}:{self.redis_port}"
-        url = urlsplit(self.redis_url)
-        if not url.scheme or (not url.netloc and url.scheme != "unix"):
-            return self.redis_url
-        if url.scheme == "unix":
-            return url.path
-        host = url.hostname or "localhost"
-        return f"{prefix}{url.scheme}://{host}:{url.port or 6379}"
+        from kamikaze import urls
+
+        try:
+            return prefix + urls.address(urls.url_kwargs(self.redis_url))
+        except ValueError:
+            return "an unusable Redis URL"  # never the URL itself: it may hold a password
 
     def check(self) -> None:
         """Raise ValueError, naming the problem, for settings that cannot work."""
+        self._check_key()
         if self.embedded and (self.cluster or self.sentinels):
             raise ValueError("--embedded cannot be combined with --cluster or --sentinel")
         if self.cluster and self.sentinels:
@@ -91,9 +99,21 @@ class Settings:
         if self.cluster and kwargs.get("db"):
             raise ValueError("a Redis Cluster has only database 0")
 
+    def _check_key(self) -> None:
+        try:
+            self.key.encode("utf-8")
+            companion_key(self.key, "expiry")
+        except UnicodeEncodeError:  # a byte of argv that is not UTF-8, surrogate-escaped
+            raise SettingError("the key is not valid UTF-8", "key") from None
+        except ValueError as exc:
+            raise SettingError(str(exc), "key") from None
+
     def connection_kwargs(self) -> dict[str, Any]:
         """What redis-py needs to reach one server: address, credentials, TLS."""
-        kwargs = self._url_kwargs() if self.url else {}
+        if self.embedded:  # the socket's path as it is: a URL would mangle '#', '?', '%'
+            kwargs: dict[str, Any] = {"unix_socket_path": str(self.embedded_server().socket)}
+        else:
+            kwargs = self._url_kwargs() if self.redis_url else {}
         if "unix_socket_path" not in kwargs:
             kwargs.setdefault("host", self.redis_host)
             kwargs.setdefault("port", self.redis_port)
@@ -111,28 +131,13 @@ class Settings:
         return kwargs
 
     def _url_kwargs(self) -> dict[str, Any]:
-        from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+        from kamikaze import urls
 
-        assert self.url is not None
+        assert self.redis_url is not None
         try:
-            kwargs: dict[str, Any] = dict(parse_url(self.url))
-            urlsplit(self.url).port  # noqa: B018 - raises on a bad port
-        except ValueError as exc:
-            raise ValueError(f"{self._address_for_error()}: {exc}") from None
-        connection_class = kwargs.pop("connection_class", None)
-        if connection_class is SSLConnection:
-            kwargs["ssl"] = True
-        elif connection_class is UnixDomainSocketConnection:
-            kwargs["unix_socket_path"] = kwargs.pop("path", None)
-            if not kwargs["unix_socket_path"]:
-                raise ValueError(f"{self._address_for_error()}: no socket path")
-        return kwargs
-
-    def _address_for_error(self) -> str:
-        try:
-            return repr(self.address)
-        except ValueError:  # a port that is not a number
-            return "the Redis URL"
+            return urls.url_kwargs(self.redis_url, needs_host=not self.sentinels)
+        except urls.BadURL as exc:
+            raise SettingError(str(exc), "redis_url") from None
 
     def client(self) -> Redis:
         """A client for the queue's server: Sentinel's master, a Cluster, or one server."""
@@ -215,6 +220,8 @@ def companion_key(key: str, suffix: str) -> str:
     A key with a hash tag already (`a{b}c`) keeps it: `a{b}c:suffix`.
     A key without one is wrapped: `{key}:suffix`.
     """
+    if not key:
+        raise ValueError("the key is empty")
     start = key.find("{")
     end = key.find("}", start + 1) if start >= 0 else -1
     if start >= 0 and end > start + 1:

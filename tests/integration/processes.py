@@ -20,7 +20,11 @@ def kamikaze_env(url: str, key: str, extra: Mapping[str, str] | None = None) -> 
 
 
 def run(
-    *args: str, env: Mapping[str, str], cwd: Path | None = None, stdin: str | None = None
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kamikaze", *args],
@@ -29,7 +33,7 @@ def run(
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
 
 

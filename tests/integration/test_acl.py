@@ -15,8 +15,8 @@ import redis
 
 from kamikaze import Queue, SyncQueue
 from tests.integration.least_privilege import (
-    USED_ON_LONG_WALKS,
     SENT_WHEN_IDLE,
+    USED_ON_LONG_WALKS,
     acl_rules,
     call_every_queue_method,
     call_every_sync_queue_method,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -240,3 +243,83 @@ async def test_a_mistyped_option_or_dash_is_exit_2_and_changes_nothing(
     assert "Traceback" not in result.stderr
     assert await redis.zrange(settings.key, 0, -1, withscores=True) == before
     assert [member.split(b":", 1)[1] for member, _ in before] == [b"--embeded"]
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize("log_format", ["human", "json"])
+def test_the_service_refuses_a_malformed_url_without_showing_the_password(log_format: str) -> None:
+    """README: Security. The service's start line and JSON logs once showed such a URL whole."""
+    dead = free_port()
+    # Had the URL been taken for "no host", --redis-port would be used: a dead one, never 6379.
+    env = kamikaze_env(
+        f"redis:/:{SECRET}@127.0.0.1:{dead}/0", "k", {"KAMIKAZE_REDIS_PORT": str(dead)}
+    )
+    args = ["--loglevel", "DEBUG", "--log-format", log_format, "service"]
+    result = run(*args, "example_consumer.consumer.blocking_consumer_func", env=env, timeout=15)
+    assert result.returncode == 2, result.stderr
+    assert "Error: Invalid value for 'KAMIKAZE_REDIS_URL'" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+def said(stderr: str) -> list[str]:
+    """What an error exit says, without click's usage lines."""
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith(("Usage: ", "Try '"))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("999.1.1.1", "not an IP address"),
+        ("192.0.2.1", "not an address of this machine"),
+    ],
+)
+def test_a_metrics_host_that_cannot_be_listened_on_is_exit_2_naming_it(
+    host: str, reason: str
+) -> None:
+    env = kamikaze_env(f"redis://127.0.0.1:{free_port()}/0", "k")
+    args = ["--metrics-port", "0", "--metrics-host", host]
+    result = run("service", "example_consumer.consumer.blocking_consumer_func", *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert said(result.stderr) == [f"Error: Invalid value for '--metrics-host': {host!r}: {reason}"]
+
+
+def test_a_metrics_port_in_use_is_one_line_naming_host_and_port() -> None:
+    env = kamikaze_env(f"redis://127.0.0.1:{free_port()}/0", "k")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--metrics-port", str(port)]
+        result = run("service", "example_consumer.consumer.blocking_consumer_func", *args, env=env)
+    assert result.returncode == 1, result.stderr
+    assert said(result.stderr) == [
+        f"Error: cannot serve metrics on 127.0.0.1:{port}: the port is in use"
+    ]
+
+
+async def test_push_lines_with_invalid_utf8_write_nothing(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    """Whatever the locale does to stdin (surrogateescape under C.UTF-8), it is refused."""
+    stdin = (
+        b'{"payload": "ok", "ttl": 100, "priority": 1}\n'
+        + b'{"payload": "\xff", "ttl": 1, "priority": 1}\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "kamikaze", "push", "-"],
+        env={**env, "LC_ALL": "C.UTF-8"},
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert said(result.stderr.decode()) == [
+        "Error: line 2: not UTF-8 (byte 0xff at column 14) (pushed 0 packages before it)"
+    ]
+    assert await redis.exists(settings.key) == 0

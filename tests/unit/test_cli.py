@@ -245,8 +245,58 @@ def test_service_passes_decoded_args_and_kwargs(no_service: list[Any]) -> None:
 def test_bad_redis_url_exits_2_naming_it(url: str) -> None:
     result = invoke(["list", "--redis-url", url])
     assert result.exit_code == 2
-    assert url in result.output or "URL" in result.output
+    assert "'--redis-url'" in error_line(result)
+
+
+def error_line(result: Result) -> str:
+    """A usage error: click's usage lines, then the one line that says what is wrong."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Usage: ", "Try '"))]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith("Error: "), result.stderr
     assert "Traceback" not in result.output
+    return said[0]
+
+
+@pytest.fixture
+def no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused input must not reach Redis: building a client fails the test."""
+
+    def client(self: Settings) -> Any:
+        raise AssertionError("a client was built for refused input")
+
+    monkeypatch.setattr(Settings, "client", client)
+
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"redis:/:{SECRET}@127.0.0.1:6390/0", "redis:// (two slashes)"),
+        ("redis:/127.0.0.1:6390/0", "redis:// (two slashes)"),
+        (f"kamikaze:{SECRET}@host:6390", "not a redis://, rediss:// or unix:// URL"),
+        (f"redis://:{SECRET}@host:p/0", "port is not a number"),
+        (f"redis://:{SECRET}@/0", "names no host"),
+        (f"unix:{SECRET}@/tmp/redis.sock", "unix:// (two slashes)"),
+    ],
+)
+@pytest.mark.parametrize("source", ["option", "environment"])
+def test_a_url_that_names_no_server_unambiguously_is_exit_2_without_the_password(
+    url: str, reason: str, source: str, no_redis: None
+) -> None:
+    """README: Security. The password stays out of every line, DEBUG included."""
+    if source == "option":
+        result = invoke(["--loglevel", "DEBUG", "list", "--redis-url", url])
+        culprit = "'--redis-url'"
+    else:
+        result = invoke(["--loglevel", "DEBUG", "list"], env={"KAMIKAZE_REDIS_URL": url})
+        culprit = "'KAMIKAZE_REDIS_URL'"
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert culprit in line and reason in line
+    assert SECRET not in result.output
 
 
 # unreachable Redis: exit 1, one line naming the address ---------------------------------
@@ -434,3 +484,192 @@ def test_remove_nothing_exits_0(fake: fakeredis.FakeRedis) -> None:
     result = invoke(["remove", "nope"])
     assert result.exit_code == 0
     assert "removed 0 packages" in result.stderr
+
+
+# input that once ended in a traceback: one line naming the culprit ---------------------
+
+BAD_KEYS = {
+    "x}": "contains '}' but no hash tag",
+    "odd{}key": "contains '}' but no hash tag",
+    "\udcff": "not valid UTF-8",  # how Python hands over a non-UTF-8 argv byte
+}
+COMMANDS = {
+    "push": ["push", "p", "10", "1"],
+    "push -": ["push", "-"],
+    "remove": ["remove", "p"],
+    "list": ["list"],
+    "watch": ["watch"],
+    "service": ["service", "example_consumer.consumer.blocking_consumer_func"],
+}
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_key_that_cannot_work_is_exit_2_naming_it(
+    key: str, command: str, fake: fakeredis.FakeRedis, no_service: list[Any]
+) -> None:
+    result = invoke([*COMMANDS[command], "--key", key])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert "'--key'" in line and BAD_KEYS[key] in line
+    assert fake.keys() == [] and no_service == []
+
+
+def test_a_bad_key_from_the_environment_names_the_variable(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "p", "10", "1"], env={"KAMIKAZE_KEY": "x}"})
+    assert result.exit_code == 2
+    assert "'KAMIKAZE_KEY'" in error_line(result)
+    assert fake.keys() == []
+
+
+def test_an_empty_key_is_exit_2(fake: fakeredis.FakeRedis) -> None:
+    result = invoke(["push", "p", "10", "1", "--key", ""])
+    assert result.exit_code == 2
+    assert "the key is empty" in error_line(result)
+    assert fake.keys() == []
+
+
+@pytest.mark.parametrize(
+    ("stdin", "reason"),
+    [
+        (
+            b'{"payload": "ok", "ttl": 1, "priority": 1}\n{"payload": "\xff", "ttl": 1}\n',
+            "line 2: not UTF-8",
+        ),
+        (b'{"payload": "a", "ttl": 1' + b"0" * 309 + b', "priority": 1}\n', "line 1: ttl must be"),
+        (
+            b'{"payload": "a", "ttl": 1, "priority": -1' + b"0" * 309 + b"}\n",
+            "line 1: priority must be",
+        ),
+        (
+            b'{"payload": "\\ud800", "ttl": 1, "priority": 1}\n',
+            "line 1: payload has a lone surrogate",
+        ),
+    ],
+    ids=["invalid UTF-8", "309-digit ttl", "309-digit priority", "lone surrogate"],
+)
+def test_push_lines_that_once_crashed_are_exit_2(
+    stdin: bytes, reason: str, fake: fakeredis.FakeRedis
+) -> None:
+    result = CliRunner().invoke(main, ["push", "-"], input=stdin)
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert reason in line and len(line) < 200
+    assert fake.keys() == []
+
+
+def test_rediss_to_a_server_without_tls_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain server never answers a TLS handshake: the line once ended in an empty reason."""
+    monkeypatch.setattr("kamikaze.settings.CONNECT_TIMEOUT", 0.2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        result = invoke(["list", "--redis-url", f"rediss://127.0.0.1:{port}/0"])
+    assert result.exit_code == 1
+    line = one_line(result.stderr)
+    assert line.startswith(f"Error: cannot connect to Redis at rediss://127.0.0.1:{port}: ")
+    assert "timed out" in line and "TLS" in line
+
+
+def test_a_consumer_that_exits_on_import_is_exit_2_naming_it(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, no_service: list[Any]
+) -> None:
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = invoke(["service", "exits_on_import.consume"])
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert "'exits_on_import.consume'" in line and "sys.exit(3)" in line
+    assert no_service == []
+
+
+# messages a user can act on -------------------------------------------------------------
+
+CONSUMER = "example_consumer.consumer.blocking_consumer_func"
+
+
+@pytest.mark.parametrize(
+    ("env", "command", "variable", "option"),
+    [
+        ({"KAMIKAZE_REDIS_PORT": "abc"}, ["list"], "KAMIKAZE_REDIS_PORT", "--redis-port"),
+        ({"KAMIKAZE_LOGLEVEL": "LOUD"}, ["list"], "KAMIKAZE_LOGLEVEL", "--loglevel"),
+        ({"KAMIKAZE_LOG_FORMAT": "xml"}, ["list"], "KAMIKAZE_LOG_FORMAT", "--log-format"),
+        ({"KAMIKAZE_EMBEDDED": "maybe"}, ["list"], "KAMIKAZE_EMBEDDED", "--embedded"),
+        (
+            {"KAMIKAZE_SENTINELS": "h:x", "KAMIKAZE_SENTINEL_MASTER": "m"},
+            ["list"],
+            "KAMIKAZE_SENTINELS",
+            "--sentinel",
+        ),
+        ({"KAMIKAZE_TLS_CA_FILE": "/no/such/ca.pem"}, ["list"], "KAMIKAZE_TLS_CA_FILE", "--tls"),
+        ({"KAMIKAZE_METRICS_PORT": "abc"}, ["service", CONSUMER], "KAMIKAZE_METRICS_PORT", "--"),
+        ({"KAMIKAZE_SWEEP_INTERVAL": "0"}, ["service", CONSUMER], "KAMIKAZE_SWEEP_INTERVAL", "--"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable_not_the_option(
+    env: dict[str, str], command: list[str], variable: str, option: str, no_redis: None
+) -> None:
+    result = invoke(command, env=env)
+    assert result.exit_code == 2, result.output
+    line = error_line(result)
+    assert f"'{variable}'" in line
+    assert option not in line
+
+
+def test_a_bad_option_value_still_names_the_option(no_redis: None) -> None:
+    result = invoke(["list", "--redis-port", "abc"], env={"KAMIKAZE_REDIS_PORT": "1"})
+    assert "'--redis-port'" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--embedded", "list"], "--embedded goes after the command, as in: main list --embedded"),
+        (["--key", "list", "push", "x", "1", "1"], "as in: main push --key NAME"),
+        (["--redis-url", f"redis://:{SECRET}@h/0", "list"], "as in: main list --redis-url URL"),
+        (["--json", "list"], "as in: main list --json"),
+        (["--embedded"], "as in: main COMMAND --embedded"),
+        (
+            ["list", "--loglevel", "DEBUG"],
+            "--loglevel goes before the command, as in: main --loglevel DEBUG list",
+        ),
+        (["watch", "--log-format=json"], "as in: main --log-format=json watch"),
+        (["service", CONSUMER, "--loglevel", "DEBUG"], "as in: main --loglevel DEBUG service"),
+    ],
+)
+def test_a_misplaced_option_says_where_it_goes(
+    args: list[str], hint: str, no_redis: None, no_service: list[Any]
+) -> None:
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert hint in error_line(result)
+    assert SECRET not in result.output and no_service == []
+
+
+def test_an_unknown_option_is_still_unknown() -> None:
+    result = invoke(["--embeded", "list"])
+    assert result.exit_code == 2
+    assert "No such option '--embeded'" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("path", "dotted"),
+    [
+        ("example_consumer/consumer.py", "example_consumer.consumer.FUNCTION"),
+        ("./example_consumer/consumer.py", "example_consumer.consumer.FUNCTION"),
+        (
+            "example_consumer/consumer.py:yielding_consumer_func",
+            "example_consumer.consumer.yielding_consumer_func",
+        ),
+        ("consumer.py", "consumer.FUNCTION"),
+    ],
+)
+def test_a_consumer_given_as_a_file_suggests_the_dotted_form(
+    path: str, dotted: str, no_service: list[Any]
+) -> None:
+    result = invoke(["service", path])
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert f"{path!r}" in line and dotted in line

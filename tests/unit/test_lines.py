@@ -16,13 +16,15 @@ def test_a_good_line() -> None:
     [
         ("not json", "not JSON"),
         ("[1, 2]", "not a JSON object"),
-        ('{"ttl": 1, "priority": 1}', "payload must be a string"),
+        ('{"ttl": 1, "priority": 1}', "payload is missing"),
         ('{"payload": 3, "ttl": 1, "priority": 1}', "payload must be a string"),
         ('{"payload": "p", "ttl": 0, "priority": 1}', "ttl must be a finite number > 0"),
         ('{"payload": "p", "ttl": "10", "priority": 1}', "ttl must be a finite number > 0"),
         ('{"payload": "p", "ttl": true, "priority": 1}', "ttl must be a finite number > 0"),
         ('{"payload": "p", "ttl": 1, "priority": NaN}', "priority must be a finite number"),
-        ('{"payload": "p", "ttl": 1}', "priority must be a finite number"),
+        ('{"payload": "p", "ttl": 1}', "priority is missing"),
+        ('{"payload": "p", "priority": 1}', "ttl is missing"),
+        ('{"payload": "p", "ttl": 1, "priority": null}', "priority must be a finite number"),
     ],
 )
 def test_a_bad_line_names_its_number_and_why(line: str, reason: str) -> None:
@@ -47,3 +49,24 @@ def test_a_bad_line_stops_before_its_batch_is_yielded() -> None:
         for batch in batches(lines, 2):
             produced.append(batch)
     assert len(produced) == 1  # lines 1-2; the batch of lines 3-4 is never yielded
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"payload": "p", "ttl": 1' + "0" * 309 + ', "priority": 1}', "ttl must be a finite"),
+        ('{"payload": "p", "ttl": 1, "priority": 1' + "0" * 309 + "}", "priority must be a finite"),
+        ('{"payload": "\\ud800", "ttl": 1, "priority": 1}', "payload has a lone surrogate"),
+        (b'{"payload": "\xff", "ttl": 1, "priority": 1}', "not UTF-8"),
+    ],
+    ids=["309-digit ttl", "309-digit priority", "lone surrogate", "invalid UTF-8"],
+)
+def test_a_line_that_once_crashed_is_a_bad_line(line: str | bytes, reason: str) -> None:
+    with pytest.raises(BadLine, match=f"^line 3: {reason}") as raised:
+        parse_line(line, 3)
+    assert len(str(raised.value)) < 120  # a huge number is shortened, not echoed whole
+
+
+def test_an_escaped_byte_in_a_payload_round_trips_as_list_json_shows_it() -> None:
+    # `list --json` shows a payload byte that is not UTF-8 (0xff) as "\udcff".
+    assert parse_line('{"payload": "a\\udcff", "ttl": 1, "priority": 1}', 1)[0] == "a\udcff"

@@ -3,6 +3,7 @@ before anything is sent (no server needed)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,89 @@ def test_sentinels_from_the_environment_are_comma_separated(
     assert result.exit_code == 0, result.output
     assert seen[0].sentinels == (("a", 1), ("b", 2), ("::1", 3))
     assert seen[0].sentinel_master == "m"
+
+
+# URLs that do not name one server unambiguously (README: Security) ---------------------
+
+SECRET = "S3cretPW"
+
+# Each: a URL a user might type, and the words the refusal must contain.
+MALFORMED_URLS = [
+    (f"redis:/:{SECRET}@127.0.0.1:6390/0", "redis:// (two slashes)"),
+    ("redis:/127.0.0.1:6390/0", "redis:// (two slashes)"),
+    (f"kamikaze:{SECRET}@host:6390", "not a redis://, rediss:// or unix:// URL"),
+    (f"http://:{SECRET}@host:6390/0", "unknown scheme 'http'"),
+    (f"redis://:{SECRET}@/0", "names no host"),
+    ("redis:///0", "names no host"),
+    (f"redis://:{SECRET[:3]}/{SECRET[3:]}@host:6390/0", "names no host"),
+    (f"redis://:{SECRET}@host:port/0", "port is not a number from 1 to 65535"),
+    (f"redis://host:{SECRET}", "port is not a number from 1 to 65535"),
+    (f"redis://:{SECRET}@host:0/0", "port is not a number from 1 to 65535"),
+    (f"redis://:{SECRET}@host:99999/0", "port is not a number from 1 to 65535"),
+    (f"redis://:{SECRET}@host:6390/db1", "path is not a database number"),
+    (f"redis://:{SECRET}@host:6390/0/1", "path is not a database number"),
+    (f"redis://:{SECRET}@host:6390/0?foo=bar", "unknown query argument 'foo'"),
+    (f"redis://:{SECRET}@[::1/0", "not a valid URL"),
+    (f"unix:{SECRET}@/tmp/redis.sock", "unix:// (two slashes)"),
+    (f"unix://{SECRET}/tmp/redis.sock", "absolute path"),
+    (f"unix://:{SECRET}@", "names no socket path"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), MALFORMED_URLS)
+def test_a_malformed_url_is_refused_without_quoting_it(url: str, reason: str) -> None:
+    settings = Settings(redis_url=url)
+    with pytest.raises(ValueError, match=re.escape(reason)) as raised:
+        settings.connection_kwargs()
+    assert SECRET not in str(raised.value)
+    assert SECRET not in settings.address
+    assert SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h", {"host": "h", "port": 6379}),
+        ("REDIS://h:1/2", {"host": "h", "port": 1, "db": 2}),
+        ("redis://h:1/", {"host": "h", "port": 1}),
+        (
+            "redis://u:p%40ss@h/0?db=3",
+            {"host": "h", "port": 6379, "db": 3, "username": "u", "password": "p@ss"},
+        ),
+        ("rediss://[::1]:6380/0", {"host": "::1", "port": 6380, "db": 0, "ssl": True}),
+        ("unix:///run/redis.sock?db=1", {"unix_socket_path": "/run/redis.sock", "db": 1}),
+        ("unix://:pw@/run/redis.sock", {"unix_socket_path": "/run/redis.sock", "password": "pw"}),
+    ],
+)
+def test_a_well_formed_url_is_used_as_it_is(url: str, expected: dict[str, object]) -> None:
+    # The URL wins over host and port: a URL without a port means 6379, not --redis-port.
+    settings = Settings(redis_url=url, redis_host="elsewhere", redis_port=7000)
+    assert settings.connection_kwargs() == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("redis://h", "redis://h:6379"),
+        ("rediss://u:pw@[::1]:6380/0", "rediss://[::1]:6380"),
+        ("unix://:pw@/run/redis.sock", "/run/redis.sock"),
+    ],
+)
+def test_the_address_of_a_url(url: str, address: str) -> None:
+    assert Settings(redis_url=url).address == address
+
+
+@pytest.mark.parametrize("name", ["a#b?c%41", "relative"])
+def test_the_embedded_socket_is_used_as_it_is(name: str, tmp_path: Path) -> None:
+    """Not through a URL: '#', '?' and '%' in a path would change it, a relative one lose it."""
+    runtime_dir = tmp_path / name if name != "relative" else Path(name)
+    settings = Settings(embedded=True, embedded_runtime_dir=str(runtime_dir))
+    settings.check()
+    assert settings.connection_kwargs() == {"unix_socket_path": str(runtime_dir / "server.sock")}
+
+
+def test_with_sentinel_a_url_may_leave_the_host_to_sentinel() -> None:
+    settings = Settings(redis_url="redis://:pw@/1", sentinels=(("a", 1),), sentinel_master="m")
+    settings.check()
+    assert settings.connection_kwargs()["password"] == "pw"
+    assert settings.connection_kwargs()["db"] == 1

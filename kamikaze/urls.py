@@ -1,0 +1,126 @@
+"""Redis URLs: only a URL that names one server unambiguously is used, and no
+message ever quotes one, since it may hold a password (README: Security).
+
+redis-py's parse_url does the parsing; what it lets through silently (no host,
+so localhost or --redis-host; a path that is not a database, so db 0) is
+refused here first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import SplitResult, parse_qs, urlsplit
+
+DEFAULT_PORT = 6379
+FORMS = {
+    "redis": "redis://HOST[:PORT][/DB]",
+    "rediss": "rediss://HOST[:PORT][/DB]",
+    "unix": "unix:///PATH/TO/SOCKET",
+}
+# Query arguments redis-py passes on as strings (the others it converts itself).
+STRING_QUERY_ARGUMENTS = frozenset(
+    {
+        "username",
+        "password",
+        "client_name",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_ciphers",
+        "ssl_password",
+    }
+)
+
+
+class BadURL(ValueError):
+    """Why a Redis URL cannot be used; the message never quotes the URL."""
+
+
+def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
+    """redis-py's connection arguments for `url`: host and port (6379 if the
+    URL has none) or socket path, database, credentials, TLS. BadURL unless
+    the URL names one server unambiguously; with `needs_host` False (Sentinel
+    names the server) it may name no host."""
+    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+    parts = _split(url)
+    if parts.scheme == "unix":
+        _check_socket(parts)
+    else:
+        _check_host(parts, needs_host)
+    _check_query(parts.query)
+    try:
+        kwargs: dict[str, Any] = dict(parse_url(url))
+    except ValueError as exc:  # a query value; redis-py's message names only the argument
+        raise BadURL(f"the URL's query is invalid: {exc}") from None
+    connection_class = kwargs.pop("connection_class", None)
+    if connection_class is UnixDomainSocketConnection:
+        kwargs["unix_socket_path"] = kwargs.pop("path")
+        return kwargs
+    if connection_class is SSLConnection:
+        kwargs["ssl"] = True
+    kwargs.setdefault("port", DEFAULT_PORT)
+    return kwargs
+
+
+def address(kwargs: dict[str, Any]) -> str:
+    """Where url_kwargs() points, for messages: no credentials."""
+    if "unix_socket_path" in kwargs:
+        return str(kwargs["unix_socket_path"])
+    host = str(kwargs["host"])
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "rediss" if kwargs.get("ssl") else "redis"
+    return f"{scheme}://{host}:{kwargs['port']}"
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # its message may quote the network location
+        raise BadURL("the URL is not a valid URL") from None
+    if parts.scheme not in FORMS:
+        # Only a scheme followed by // is shown: before a colon may be a user name or password.
+        if re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://", url):
+            raise BadURL(f"unknown scheme {parts.scheme!r}: use redis://, rediss:// or unix://")
+        raise BadURL("the URL is not a redis://, rediss:// or unix:// URL")
+    if not re.match(rf"\s*{parts.scheme}://", url, re.IGNORECASE):
+        raise BadURL(f"write {parts.scheme}:// (two slashes), as in {FORMS[parts.scheme]}")
+    return parts
+
+
+def _check_host(parts: SplitResult, needs_host: bool) -> None:
+    if needs_host and not parts.hostname:
+        raise BadURL(f"the URL names no host, as in {FORMS[parts.scheme]}")
+    try:
+        port = parts.port
+    except ValueError:  # its message quotes the port, which may be part of a password
+        port = 0
+    if port == 0:
+        raise BadURL("the URL's port is not a number from 1 to 65535")
+    if parts.path not in ("", "/") and not re.fullmatch(r"/\d+", parts.path):
+        raise BadURL("the URL's path is not a database number, as in /0")
+
+
+def _check_socket(parts: SplitResult) -> None:
+    if parts.netloc.rpartition("@")[2]:
+        raise BadURL(f"a unix:// URL takes an absolute path, as in {FORMS['unix']}")
+    if not parts.path:
+        raise BadURL(f"the URL names no socket path, as in {FORMS['unix']}")
+
+
+def _check_query(query: str) -> None:
+    import inspect
+
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS
+
+    known = (URL_QUERY_ARGUMENT_PARSERS.keys() | STRING_QUERY_ARGUMENTS) & set(
+        inspect.signature(Redis.__init__).parameters
+    )
+    for name in parse_qs(query):
+        if name not in known:
+            raise BadURL(f"the URL has an unknown query argument {name!r}")
