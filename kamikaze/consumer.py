@@ -61,6 +61,8 @@ def import_from_working_directory(name: str) -> None:
     spec = importlib.machinery.PathFinder.find_spec(name, [os.getcwd()])
     if spec is None:
         return  # not there: an installed module, or one on PYTHONPATH
+    if spec.loader is None and importlib.util.find_spec(name) is not None:
+        return  # a bare directory yields to a module found elsewhere, as on sys.path
     if name in sys.stdlib_module_names:
         found = os.path.relpath(spec.origin or name)
         raise ImportError(
@@ -69,7 +71,7 @@ def import_from_working_directory(name: str) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        assert spec.loader is not None  # PathFinder's specs always have one
+        assert spec.loader is not None  # module_from_spec gives a namespace package one
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]

@@ -115,6 +115,27 @@ def test_resolve_package_in_the_current_directory(project_dir: Path) -> None:
     assert resolve(f"{name}.consumers.f")(None) == 42
 
 
+def test_resolve_namespace_package_in_the_current_directory(project_dir: Path) -> None:
+    name = f"kamikaze_test_ns_{uuid.uuid4().hex}"
+    (project_dir / name).mkdir()  # no __init__.py
+    (project_dir / name / "consumers.py").write_text("def f(package):\n    return 7\n")
+    importlib.invalidate_caches()
+    assert resolve(f"{name}.consumers.f")(None) == 7
+
+
+def test_a_bare_directory_does_not_hide_an_installed_package(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("example_consumer", "example_consumer.consumer"):
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, and put back afterwards
+    (project_dir / "example_consumer").mkdir()  # no __init__.py: a namespace portion
+    consumer = resolve("example_consumer.consumer.blocking_consumer_func")
+    assert consumer.__code__.co_filename == example.blocking_consumer_func.__code__.co_filename
+    package = sys.modules["example_consumer"]
+    assert package.__file__ is not None  # the installed package, not the bare directory
+    assert not package.__file__.startswith(str(project_dir))
+
+
 def test_resolve_missing_module() -> None:
     with pytest.raises(ConsumerError, match=re.escape("no_such_module_xyz.func")):
         resolve("no_such_module_xyz.func")
