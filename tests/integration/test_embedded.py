@@ -258,8 +258,8 @@ def test_recovery_from_kill_9_of_the_server(kz: Embedded) -> None:
     crashed.expect("Consuming 'kept'")
     wait_until(lambda: b"kept" in aof_bytes(kz.data), "written to the append-only file")
     killed = kz.server_pid()
+    crashed.kill()  # first, or it would start the server again
     kill_and_wait(killed)
-    crashed.kill()
     # What a crash leaves behind: a dead socket and the pid file of a dead process.
     assert kz.socket.is_socket() and not answers(kz.socket)
     assert kz.server_pid() == killed
