@@ -270,7 +270,8 @@ class EmbeddedServer:
         """A file locked for as long as this process uses the server; the kernel
         drops the lock if the process dies, so a crash never leaves a user behind."""
         private_dir(self._users_dir)
-        fd = os.open(self._users_dir / f"{os.getpid()}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        path = self._users_dir / f"{os.getpid()}.lock"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         handle = open(fd, "w")  # noqa: SIM115
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return handle
@@ -318,10 +319,9 @@ class EmbeddedServer:
     def _clean_stale(self) -> None:
         """A server that does not answer (hung, or killed) leaves a pid and a socket."""
         pid = self._server_pid()
-        if pid is not None and self._is_our_server(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._wait_gone(pid, STOP_TIMEOUT)  # and reap it, if it was our child
+        if pid is not None and _alive(pid) and self._is_our_server(pid):
+            os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, STOP_TIMEOUT)
         self._pidfile.unlink(missing_ok=True)
         self.socket.unlink(missing_ok=True)
 
@@ -399,7 +399,7 @@ class EmbeddedServer:
             except (EmbeddedError, OSError) as exc:
                 if stop.is_set():
                     return
-                failures += 1
+                failures = min(failures + 1, 10)
                 log.error("cannot start the embedded server again: %s", exc)
                 continue
             if restarted:
