@@ -5,13 +5,16 @@ tests/integration/test_embedded.py.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
+from kamikaze import embedded
 from kamikaze.embedded import (
     EmbeddedError,
     EmbeddedServer,
@@ -186,3 +189,46 @@ def test_no_server_and_no_service_says_how_to_start_one(tmp_path: Path) -> None:
     with pytest.raises(EmbeddedError, match=r"no embedded server is running at .*; start one"):
         server.require_running()
     assert not (tmp_path / "run").exists()
+
+
+# What the commands say when the server does not answer (issue 13.2) ----------------------
+
+
+@pytest.fixture
+def down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedServer:
+    """A runtime directory as services leave it, and no server."""
+    monkeypatch.setattr(embedded, "RESTART_WAIT", 0.2)
+    server = EmbeddedServer.at(str(tmp_path / "run"), str(tmp_path / "data"))
+    (tmp_path / "run" / "users").mkdir(parents=True, mode=0o700)
+    (tmp_path / "run" / "lifecycle.lock").touch()
+    return server
+
+
+def locked(path: Path, operation: int = fcntl.LOCK_EX) -> IO[str]:
+    """`path`, locked as another process would (flock locks are per open file)."""
+    handle = open(path, "a")  # noqa: SIM115
+    fcntl.flock(handle, operation | fcntl.LOCK_NB)
+    return handle
+
+
+def test_a_registered_service_means_the_server_is_being_started(down: EmbeddedServer) -> None:
+    with (
+        locked(down.runtime_dir / "users" / "4242.lock"),
+        pytest.raises(EmbeddedError, match=r"is being started by a running service but did not"),
+    ):
+        down.require_running()
+
+
+def test_a_held_lifecycle_lock_means_the_server_is_being_started(down: EmbeddedServer) -> None:
+    with (
+        locked(down.runtime_dir / "lifecycle.lock"),
+        pytest.raises(EmbeddedError, match=r"is being started by a running service"),
+    ):
+        down.require_running()
+
+
+def test_the_file_of_a_service_that_died_is_not_a_running_service(down: EmbeddedServer) -> None:
+    (down.runtime_dir / "users" / "4242.lock").touch()  # nobody holds its lock
+    with pytest.raises(EmbeddedError, match=r"no embedded server is running at .*; start one"):
+        down.require_running()
+    assert (down.runtime_dir / "users" / "4242.lock").exists()  # the commands only read
