@@ -417,6 +417,7 @@ def test_a_symlinked_directory_is_one_line_and_left_untouched(kz: Embedded, whic
     commands = [["service", CONSUMER, "--embedded"]]
     if which == "RUNTIME":  # the commands only read the runtime directory
         commands += [["push", "x", "10", "1", "--embedded"], ["list", "--embedded"]]
+        kz.runtime = link  # so that the fixture stops a server that should not be there
     for args in commands:
         result = kz.run(*args)
         assert result.returncode == 1, (args, result.stderr)
@@ -425,7 +426,7 @@ def test_a_symlinked_directory_is_one_line_and_left_untouched(kz: Embedded, whic
         ], args
         assert stat.S_IMODE(target.stat().st_mode) == 0o755
         assert list(target.iterdir()) == []
-    assert servers_on(link / "server.sock") == servers_on(kz.socket) == set()
+    assert servers_on(kz.socket) == set()
 
 
 # The server heals (issue 13.2) ----------------------------------------------------------
