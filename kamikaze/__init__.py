@@ -9,8 +9,27 @@ They are imported on first use, so that the CLI starts fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
+
+
+def _forget_the_working_directory() -> None:
+    """`python -m kamikaze` puts the working directory first on sys.path, so a
+    typing.py or uvloop.py lying there would be imported instead of the real
+    module. Drop it before anything else is imported: the consumer's own module
+    is imported from there explicitly (kamikaze.consumer, README: Security).
+
+    While `-m` locates this package, sys.argv[0] is "-m" and sys.orig_argv ends
+    with the module's name and its arguments: `python -m otherpkg` that imports
+    kamikaze keeps its sys.path."""
+    locating = sys.argv[:1] == ["-m"] and not sys.flags.safe_path
+    if locating and sys.orig_argv[-len(sys.argv)].removeprefix("-m") == "kamikaze":
+        del sys.path[0]
+
+
+_forget_the_working_directory()
+
+import importlib  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 if TYPE_CHECKING:
     from kamikaze.package import Package

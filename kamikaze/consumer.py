@@ -5,6 +5,8 @@ that calls a plain function inline or runs a coroutine as a cancellable task.
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import importlib.util
 import inspect
 import json
 import logging
@@ -32,16 +34,17 @@ class ConsumerError(ValueError):
 
 
 def resolve(path: str) -> Callable[..., Any]:
-    """Import `module.attribute` (the current directory is importable)."""
+    """Import `module.attribute`; the module's top-level package or module may
+    come from the working directory, nothing else does (README: Security)."""
     _refuse_file_name(path)
     if "." not in path.strip(".") and ":" not in path:
         raise ConsumerError(f"consumer {path!r} is not of the form module.function")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    top_level = path.replace(":", ".").split(".", 1)[0]
     try:
+        import_from_working_directory(top_level)
         consumer = pkgutil.resolve_name(path)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConsumerError(f"cannot import consumer {path!r}: {exc}") from exc
+        raise ConsumerError(f"cannot import consumer {path!r}: {exc}{_hint(exc)}") from exc
     except SystemExit as exc:  # the module ended the import itself
         raise ConsumerError(
             f"cannot import consumer {path!r}: importing it called sys.exit({exc.code!r})"
@@ -53,6 +56,48 @@ def resolve(path: str) -> Callable[..., Any]:
     if not callable(consumer):
         raise ConsumerError(f"consumer {path!r} is not callable")
     return consumer  # type: ignore[no-any-return]
+
+
+def import_from_working_directory(name: str) -> None:
+    """Import the top-level module or package `name` from the working directory,
+    if it is there, without putting the working directory on sys.path: so that
+    a json.py or uvloop.py lying there is never imported instead of the real one.
+    """
+    if name in sys.modules or not name.isidentifier():
+        return
+    spec = importlib.machinery.PathFinder.find_spec(name, [os.getcwd()])
+    if spec is None:
+        return  # not there: an installed module, or one on PYTHONPATH
+    if spec.loader is None and importlib.util.find_spec(name) is not None:
+        return  # a bare directory yields to a module found elsewhere, as on sys.path
+    if name in sys.stdlib_module_names:
+        found = os.path.relpath(spec.origin or name)
+        raise ImportError(
+            f"{found} in the working directory has the name of a standard library module; rename it"
+        )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        assert spec.loader is not None  # module_from_spec gives a namespace package one
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _hint(exc: BaseException) -> str:
+    """Why a module that lies in the working directory could not be imported."""
+    missing = getattr(exc, "name", None)
+    if not isinstance(exc, ModuleNotFoundError) or not missing:
+        return ""
+    spec = importlib.machinery.PathFinder.find_spec(missing.split(".")[0], [os.getcwd()])
+    if spec is None:
+        return ""
+    return (
+        f" ({os.path.relpath(spec.origin or missing)} is in the working directory, but only "
+        "the consumer's own module is imported from there: move it into your package, or "
+        "install your project)"
+    )
 
 
 def decode_arg(text: str) -> Any:

