@@ -503,7 +503,7 @@ def test_a_taken_metrics_port_is_exit_1_and_one_line(own_server: RedisServer) ->
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and "address already in use" in lines[0], lines
+    assert lines[0] == f"Error: cannot serve metrics on 127.0.0.1:{port}: the port is in use", lines
     assert str(port) in lines[0]
     assert result.stdout == ""
 

@@ -187,11 +187,13 @@ def test_the_address_of_a_url(url: str, address: str) -> None:
 
 @pytest.mark.parametrize("name", ["a#b?c%41", "relative"])
 def test_the_embedded_socket_is_used_as_it_is(name: str, tmp_path: Path) -> None:
-    """Not through a URL: '#', '?' and '%' in a path would change it, a relative one lose it."""
+    """Not through a URL: '#', '?' and '%' in a path would change it, a relative one lose it
+    (a relative directory is taken from the working directory)."""
     runtime_dir = tmp_path / name if name != "relative" else Path(name)
     settings = Settings(embedded=True, embedded_runtime_dir=str(runtime_dir))
     settings.check()
-    assert settings.connection_kwargs() == {"unix_socket_path": str(runtime_dir / "server.sock")}
+    socket = str(Path.cwd() / runtime_dir / "server.sock")
+    assert settings.connection_kwargs() == {"unix_socket_path": socket}
 
 
 def test_with_sentinel_a_url_may_leave_the_host_to_sentinel() -> None:
