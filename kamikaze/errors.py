@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import ssl
 
@@ -31,7 +32,16 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
             # A server without TLS waits for a command and never answers the handshake.
             why += " (does the server speak TLS on that port?)"
         return f"cannot connect to Redis at {settings.address}: {why}"
-    return f"Redis at {settings.address} answered: {exc}"
+    return f"Redis at {settings.address} answered: {script_reply(str(exc))}"
+
+
+_SCRIPT_POSITION = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")
+
+
+def script_reply(text: str) -> str:
+    """An error raised inside a Lua script, without the script's SHA and line,
+    which tell a user nothing."""
+    return _SCRIPT_POSITION.sub("", text)
 
 
 def connection_failure(exc: BaseException) -> str:

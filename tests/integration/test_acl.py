@@ -183,3 +183,18 @@ def test_unix_socket_url(acl_server: RedisServer, services: list[Service]) -> No
     assert "over-unix" in run("list", env=env).stdout
     assert run("remove", "over-unix", env=env).returncode == 0
     service.expect("Queue is empty")
+
+
+def test_a_command_refused_inside_a_script_is_one_line_without_the_script(
+    acl_server: RedisServer, admin: redis.Redis
+) -> None:
+    """A user without +zadd: the push script's refusal, without its SHA and line."""
+    admin.execute_command("ACL", "SETUSER", "nozadd", "on", ">pw", "~*", "&*", "+@all", "-zadd")
+    env = kamikaze_env(f"redis://nozadd:pw@127.0.0.1:{acl_server.port}/0", "nozadd-queue")
+    result = run("push", "job", "60", "1", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "can't run this command" in lines[0]
+    assert "script:" not in lines[0] and "user_script" not in lines[0], lines
+    assert admin.exists("nozadd-queue") == 0
