@@ -462,12 +462,12 @@ def service(
 
 
 def require_metrics() -> None:
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if not all(importlib.util.find_spec(name) for name in ("prometheus_client", "aiohttp")):
         raise click.UsageError(
-            "--metrics-port needs prometheus-client: pip install 'kamikaze[metrics]'"
-        ) from None
+            "--metrics-port needs prometheus-client and aiohttp: pip install 'kamikaze[metrics]'"
+        )
 
 
 @connection_options
