@@ -298,13 +298,17 @@ def push(
     each atomically with one change signal. A bad line is reported with its
     number, and nothing of its batch is written (earlier batches are).
     """
-    from kamikaze.queue import Queue
+    from kamikaze.queue import Queue, check_expire_time
 
     if payload == "-" and ttl is None and priority is None:
         push_lines(settings, batch_size)
         return
     if ttl is None or priority is None:
         raise click.UsageError("push needs PAYLOAD TTL PRIORITY (or '-' to read JSON lines)")
+    try:
+        check_expire_time(ttl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'TTL'") from None
     ttl_, priority_ = ttl, priority
 
     async def work() -> None:
@@ -501,7 +505,15 @@ def watch(settings: Settings) -> None:
             await run_view(fetch, aiter(feed), sys.stdout, stdin, interactive, status=feed.status)
 
     with contextlib.suppress(KeyboardInterrupt), stop_on_signals(quiet=True):
-        run_redis(settings, work)
+        try:
+            run_redis(settings, work)
+        except (click.ClickException, ShutdownRequested):
+            raise
+        except Exception as exc:  # a bug: the view has restored the terminal
+            log.debug("watch failed", exc_info=True)
+            raise Failure(
+                f"watch stopped by an internal error: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

@@ -6,6 +6,8 @@ import json
 import math
 from collections.abc import Iterable, Iterator
 
+from kamikaze.queue import check_expire_time
+
 Item = tuple[str, float, float]
 
 
@@ -28,6 +30,10 @@ def parse_line(line: str, number: int) -> Item:
         raise BadLine(f"line {number}: ttl must be a finite number > 0, not {ttl!r}")
     if priority_value is None:
         raise BadLine(f"line {number}: priority must be a finite number, not {priority!r}")
+    try:
+        check_expire_time(ttl_value)
+    except ValueError as exc:
+        raise BadLine(f"line {number}: {exc}") from None
     return payload, ttl_value, priority_value
 
 
