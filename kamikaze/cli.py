@@ -401,7 +401,7 @@ def push(
     An argument that starts with '-' is a value only if it is a number
     (a negative PRIORITY) or follows '--': kamikaze push -- -x 60 1.
     """
-    from kamikaze.queue import Queue
+    from kamikaze.queue import Queue, check_expire_time
 
     ctx = click.get_current_context()
     if ctx.meta.get(DASH_FIRST):
@@ -413,6 +413,10 @@ def push(
             "for the payload '-' itself, write: kamikaze push -- - TTL PRIORITY"
         )
     ttl_, priority_ = require_argument(ctx, "ttl", ttl), require_argument(ctx, "priority", priority)
+    try:
+        check_expire_time(ttl_)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'TTL'") from None
 
     async def work() -> None:
         async with settings.client() as redis:
@@ -602,12 +606,12 @@ def dotted_quad(host: str) -> str:
 
 
 def require_metrics() -> None:
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if not all(importlib.util.find_spec(name) for name in ("prometheus_client", "aiohttp")):
         raise click.UsageError(
-            "--metrics-port needs prometheus-client: pip install 'kamikaze[metrics]'"
-        ) from None
+            "--metrics-port needs prometheus-client and aiohttp: pip install 'kamikaze[metrics]'"
+        )
 
 
 @connection_options
@@ -641,7 +645,15 @@ def watch(settings: Settings) -> None:
             await run_view(fetch, aiter(feed), sys.stdout, stdin, interactive, status=feed.status)
 
     with contextlib.suppress(KeyboardInterrupt), stop_on_signals(quiet=True):
-        run_redis(settings, work)
+        try:
+            run_redis(settings, work)
+        except (click.ClickException, ShutdownRequested):
+            raise
+        except Exception as exc:  # a bug: the view has restored the terminal
+            log.debug("watch failed", exc_info=True)
+            raise Failure(
+                f"watch stopped by an internal error: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 def run_service(main: Coroutine[Any, Any, None]) -> None:

@@ -8,6 +8,7 @@ import reprlib
 from collections.abc import Iterable, Iterator
 
 from kamikaze.package import as_bytes
+from kamikaze.queue import check_expire_time
 
 Item = tuple[str, float, float]
 FIELDS = ("payload", "ttl", "priority")
@@ -38,6 +39,10 @@ def parse_line(line: str | bytes, number: int) -> Item:
         raise BadLine(f"line {number}: ttl must be a finite number > 0, not {_shown(ttl)}")
     if priority_value is None:
         raise BadLine(f"line {number}: priority must be a finite number, not {_shown(priority)}")
+    try:
+        check_expire_time(ttl_value)
+    except ValueError as exc:
+        raise BadLine(f"line {number}: {exc}") from None
     return payload, ttl_value, priority_value
 
 

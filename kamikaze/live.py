@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from kamikaze import output
+from kamikaze.follow import stop_task
 from kamikaze.package import Package
 
 Snapshot = tuple[list[Package], int, float]
@@ -41,6 +42,7 @@ ELLIPSIS = "\u2026"
 QUIT_KEYS = b"qQ"
 CHROME = 3  # screen lines that are not rows: header, column titles, footer
 PLAIN_LIMIT = 1000
+STOP_TIMEOUT = 2.0  # seconds to stop following the change signals
 PAYLOAD = output.HEADERS.index("Payload")
 
 
@@ -105,7 +107,7 @@ def _count(total: int) -> str:
 
 
 def _utc(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    return output.utc_text(timestamp) + "Z"
 
 
 def _table(shown: Sequence[Package], now: float, columns: int) -> list[str]:
@@ -227,8 +229,8 @@ async def _follow(
         if pump.done():
             pump.result()  # raises what `changes` raised
     finally:
-        pump.cancel()
-        await asyncio.wait([pump])
+        # Cancelled once, redis-py may swallow it (while subscribing): repeat until it ends.
+        await stop_task(pump, STOP_TIMEOUT)
 
 
 async def _refresh(

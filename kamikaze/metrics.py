@@ -1,12 +1,11 @@
-"""Prometheus metrics of the service, and a minimal asyncio HTTP server for /metrics and /health."""
+"""Prometheus metrics of the service, served with /health on kamikaze's HTTP stack."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
 from http import HTTPStatus
 
+from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,11 +15,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-REQUEST_TIMEOUT = 5.0  # seconds a client gets to send its request head and read the answer
-MAX_REQUEST_HEAD = 16 * 1024
+from kamikaze.http_server import HttpServer, serve
 
-Page = tuple[HTTPStatus, str, bytes]
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class Metrics:
@@ -92,85 +89,24 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> asyncio.Server:
-    """Serve GET/HEAD /metrics and /health (or /healthz); port 0 picks a free port."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(metrics, reader, writer)
-
-    return await asyncio.start_server(handle, host, port, limit=MAX_REQUEST_HEAD)
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> HttpServer:
+    """Serve GET/HEAD /metrics and /health (or /healthz); port 0 picks a free port.
+    Raises ListenError (an OSError) when host:port cannot be listened on."""
+    return await serve(metrics_app(metrics), host, port, what="metrics")
 
 
-async def _serve_connection(
-    metrics: Metrics, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    try:
-        async with asyncio.timeout(REQUEST_TIMEOUT):
-            response = await _answer(metrics, reader)
-            if response:
-                writer.write(response)
-                await writer.drain()
-    except (TimeoutError, OSError):
-        writer.transport.abort()
-    finally:
-        writer.close()
+def metrics_app(metrics: Metrics) -> web.Application:
+    async def metrics_page(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def health_page(request: web.Request) -> web.Response:
+        state = "connected" if metrics.connected else "disconnected"
+        status = HTTPStatus.OK if metrics.connected else HTTPStatus.SERVICE_UNAVAILABLE
+        body = json.dumps({"redis": state}).encode()
+        return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
 
-async def _answer(metrics: Metrics, reader: asyncio.StreamReader) -> bytes | None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError:
-        return None  # the client went away before finishing its request
-    except asyncio.LimitOverrunError:
-        return _response(_error(HTTPStatus.BAD_REQUEST))
-    return _route(metrics, head)
-
-
-def _route(metrics: Metrics, head: bytes) -> bytes:
-    request_line, *header_lines = head.removesuffix(b"\r\n\r\n").split(b"\r\n")
-    try:
-        method, target, version = request_line.decode("ascii").split(" ")
-    except ValueError:
-        return _response(_error(HTTPStatus.BAD_REQUEST))
-    if not version.startswith("HTTP/1.") or any(b":" not in line for line in header_lines):
-        return _response(_error(HTTPStatus.BAD_REQUEST))
-    page = _PAGES.get(target.partition("?")[0])
-    if page is None:
-        return _response(_error(HTTPStatus.NOT_FOUND))
-    if method not in ("GET", "HEAD"):
-        return _response(_error(HTTPStatus.METHOD_NOT_ALLOWED), allow="GET, HEAD")
-    return _response(page(metrics), with_body=method == "GET")
-
-
-def _metrics_page(metrics: Metrics) -> Page:
-    return HTTPStatus.OK, CONTENT_TYPE_LATEST, metrics.render()
-
-
-def _health_page(metrics: Metrics) -> Page:
-    status = HTTPStatus.OK if metrics.connected else HTTPStatus.SERVICE_UNAVAILABLE
-    state = "connected" if metrics.connected else "disconnected"
-    return status, "application/json", json.dumps({"redis": state}).encode()
-
-
-_PAGES: dict[str, Callable[[Metrics], Page]] = {
-    "/metrics": _metrics_page,
-    "/health": _health_page,
-    "/healthz": _health_page,
-}
-
-
-def _error(status: HTTPStatus) -> Page:
-    return status, "text/plain; charset=utf-8", f"{status.phrase}\n".encode()
-
-
-def _response(page: Page, with_body: bool = True, allow: str | None = None) -> bytes:
-    status, content_type, body = page
-    headers = [
-        f"HTTP/1.1 {status.value} {status.phrase}",
-        f"Content-Type: {content_type}",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-    ]
-    if allow:
-        headers.append(f"Allow: {allow}")
-    return "\r\n".join([*headers, "", ""]).encode("latin-1") + (body if with_body else b"")
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    for path in ("/health", "/healthz"):
+        app.router.add_get(path, health_page)
+    return app

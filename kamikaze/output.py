@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from kamikaze.package import Package
+from kamikaze.package import MAX_EXPIRE_TIME, Package
 
 HEADERS = ("Score", "Payload", "Expire Time", "TTL (secs)")
+EPOCH = datetime(1970, 1, 1)
+FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00 UTC
+LONGEST_FIXED_TTL = 1e12  # past any TTL a push may set; beyond it, 1e+17 beats 18 digits
+
+
+def utc_text(timestamp: float) -> str:
+    """UTC YYYY-MM-DDTHH:MM:SS; past year 9999 (or before year 1), the last (first)
+    second with '>' ('<'): members written by others may hold any number."""
+    if timestamp > MAX_EXPIRE_TIME:
+        return f">{utc_text(MAX_EXPIRE_TIME)}"
+    if timestamp < FIRST_SECOND:
+        return f"<{utc_text(FIRST_SECOND)}"
+    return (EPOCH + timedelta(seconds=timestamp)).isoformat(timespec="seconds")
 
 
 def _expire_text(package: Package) -> str:
-    if package.expire_time is None:
-        return "never"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(package.expire_time))
+    return "never" if package.expire_time is None else utc_text(package.expire_time)
 
 
 def _ttl_text(package: Package, now: float) -> str:
     ttl = package.ttl(now)
-    return "inf" if ttl is None else f"{ttl:.3f}"
+    if ttl is None:
+        return "inf"
+    return f"{ttl:.3f}" if abs(ttl) < LONGEST_FIXED_TTL else f"{ttl:.6g}"
 
 
 def _payload_text(payload: str, for_terminal: bool) -> str:

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 # optionally with an exponent; no "nan", "inf", hex, spaces or underscores.
 _EXPIRY = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 
+# The latest expire time a push may set: 9999-12-31T23:59:59 UTC, the last second a
+# date can show. Members written by others may hold any finite number.
+MAX_EXPIRE_TIME = 253402300799
+MAX_EXPIRE_TEXT = "9999-12-31T23:59:59"
+
 
 class UnparseableMember(ValueError):
     """A sorted-set member that is not ``<expire_time>:<payload>``."""

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from kamikaze.package import Package, UnparseableMember, as_bytes, as_text
+from kamikaze.package import (
+    MAX_EXPIRE_TEXT,
+    MAX_EXPIRE_TIME,
+    Package,
+    UnparseableMember,
+    as_bytes,
+    as_text,
+)
 from kamikaze.settings import companion_key
 
 if TYPE_CHECKING:
@@ -62,9 +69,17 @@ def glob_escape(payload: bytes) -> bytes:
     return b"".join(b"\\" + bytes([b]) if b in _GLOB_SPECIALS else bytes([b]) for b in payload)
 
 
-def check_ttl(ttl: float | None) -> None:
+def check_ttl(ttl: float | None, now: float | None = None) -> None:
     if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
         raise ValueError(f"TTL must be a finite number of seconds > 0, not {ttl!r}")
+    check_expire_time(ttl, now)
+
+
+def check_expire_time(ttl: float | None, now: float | None = None) -> None:
+    """The expire time must be a date that can be shown (year 9999 at the latest).
+    `now` defaults to the local clock: an estimate, push.lua checks the server's."""
+    if ttl is not None and (time.time() if now is None else now) + ttl > MAX_EXPIRE_TIME:
+        raise ValueError(f"TTL {ttl!r} puts the expire time past {MAX_EXPIRE_TEXT}")
 
 
 def check_priority(priority: float) -> None:

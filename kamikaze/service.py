@@ -24,6 +24,7 @@ from kamikaze.sweep import SWEEP_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
     from kamikaze.consumer import Runner
+    from kamikaze.http_server import HttpServer
     from kamikaze.metrics import Metrics
     from kamikaze.settings import Settings
 
@@ -151,7 +152,7 @@ class MetricsUnavailable(Exception):
 
 async def start_metrics(
     key: str, host: str, port: int | None
-) -> tuple[Metrics | None, asyncio.Server | None]:
+) -> tuple[Metrics | None, HttpServer | None]:
     """The Prometheus endpoint, when a port is given (kamikaze[metrics])."""
     if port is None:
         return None, None

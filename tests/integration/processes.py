@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -46,6 +46,7 @@ class Service:
         env: Mapping[str, str],
         cwd: Path | None = None,
         argv: Sequence[str] = (sys.executable, "-m", "kamikaze"),
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.process = subprocess.Popen(
             [*argv, *args],
@@ -54,6 +55,7 @@ class Service:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -81,6 +83,14 @@ class Service:
             self.lines.append(line)
             if text in line:
                 return line
+
+    def all_lines(self, timeout: float = 10.0) -> list[str]:
+        """Every line it printed, once it has closed its output (say, after stop())."""
+        deadline = time.monotonic() + timeout
+        while (line := self._queue.get(timeout=max(deadline - time.monotonic(), 0))) is not None:
+            self.lines.append(line)
+        self._queue.put(None)  # the end stays visible to expect() and to a second call
+        return self.lines
 
     def stop(self, sig: int, timeout: float = 10.0) -> tuple[int, float]:
         """Send `sig`; return the exit code and how long the exit took."""

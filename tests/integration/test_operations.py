@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
+import redis
 
+from kamikaze.package import MAX_EXPIRE_TIME
 from kamikaze.settings import Settings
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.servers import RedisServer, free_port
@@ -276,7 +278,7 @@ ON_TERMINAL = "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); " + 
 class Terminal:
     """`kamikaze watch` on a pseudo-terminal of 80x24; the master side read non-blockingly."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], code: str = ON_TERMINAL) -> None:
         self.master, self.slave = pty.openpty()
         fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
         os.set_blocking(self.master, False)
@@ -284,7 +286,7 @@ class Terminal:
         self.data = b""
         env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", ON_TERMINAL, "watch"],
+            [sys.executable, "-c", code, "watch"],
             env=env,
             stdin=self.slave,
             stdout=self.slave,
@@ -386,6 +388,140 @@ def test_watch_on_a_terminal_quits_on_ctrl_c(env: dict[str, str], terminal: Term
     assert "Traceback" not in terminal.text and "KeyboardInterrupt" not in terminal.text
     after = termios.tcgetattr(terminal.slave)
     assert after == terminal.mode_before and after[3] & termios.ICANON
+
+
+# 2b. Expire times past what a date can show ---------------------------------------------
+
+LAST_SECOND = "9999-12-31T23:59:59"
+# Members someone else wrote: any finite expire time (some long past), any score.
+FOREIGN = {
+    "1e17:far": 9,
+    "1e300:x": 1,
+    "-1e300:past": 1,
+    "1e-300:tiny": 1,
+    ":huge": 1e300,
+    ":negative": -1e300,
+    f"{MAX_EXPIRE_TIME}:last": 2,
+}
+LIVE_FOREIGN = [  # top first: payload, expire time shown
+    ("negative", "never"),
+    ("x", f">{LAST_SECOND}"),
+    ("last", LAST_SECOND),
+    ("far", f">{LAST_SECOND}"),
+    ("huge", "never"),
+]
+# The view's drawing fails, as a bug would make it.
+BROKEN_VIEW = (
+    "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+    "import kamikaze.live\n"
+    "def broken(*args, **kwargs): raise RuntimeError('drawing failed')\n"
+    "kamikaze.live.render = broken\n"
+    "from kamikaze.cli import main; sys.argv[0] = 'kamikaze'; main()\n"
+)
+
+
+@pytest.fixture
+def sync_redis(settings: Settings) -> Iterator[redis.Redis]:
+    assert settings.redis_url
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
+
+
+def test_a_ttl_past_year_9999_is_refused_and_nothing_written(
+    env: dict[str, str], settings: Settings, sync_redis: redis.Redis
+) -> None:
+    pushed = run("push", "far", "1e17", "9", env=env)
+    assert pushed.returncode == 2, pushed
+    assert pushed.stderr.splitlines()[-1] == (
+        f"Error: Invalid value for 'TTL': TTL 1e+17 puts the expire time past {LAST_SECOND}"
+    )
+    lines = (
+        '{"payload": "ok", "ttl": 100, "priority": 1}\n'
+        '{"payload": "far", "ttl": 1e17, "priority": 9}\n'
+    )
+    pushed = run("push", "-", env=env, stdin=lines)
+    assert pushed.returncode == 2, pushed
+    assert pushed.stderr.splitlines()[-1] == (
+        f"Error: line 2: TTL 1e+17 puts the expire time past {LAST_SECOND} "
+        "(pushed 0 packages before it)"
+    )
+    assert sync_redis.zcard(settings.key) == 0
+    assert sync_redis.keys(f"*{settings.key}*") == []
+
+
+def test_list_shows_any_expire_time_and_score(
+    env: dict[str, str], settings: Settings, sync_redis: redis.Redis
+) -> None:
+    sync_redis.zadd(settings.key, FOREIGN)
+    listed = run("list", env=env)
+    assert (listed.returncode, listed.stderr) == (0, "")
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [(row[1], row[2]) for row in rows] == LIVE_FOREIGN
+    assert [row[0] for row in rows] == ["-1e+300", "1.0", "2.0", "9.0", "1e+300"]
+    assert float(rows[1][3]) == 1e300
+
+    listed = run("list", "--json", env=env)
+    assert (listed.returncode, listed.stderr) == (0, "")
+    items = json.loads(listed.stdout)
+    assert [item["payload"] for item in items] == [payload for payload, _ in LIVE_FOREIGN]
+    assert [item["expire_time"] for item in items] == [None, 1e300, MAX_EXPIRE_TIME, 1e17, None]
+
+
+def test_watch_on_a_pipe_shows_any_expire_time(
+    env: dict[str, str], settings: Settings, sync_redis: redis.Redis
+) -> None:
+    sync_redis.zadd(settings.key, FOREIGN)
+    watch = subprocess.Popen(
+        as_from_a_shell("watch"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        out, err = Collected(watch.stdout), Collected(watch.stderr)
+        # (The count includes the expired members, which no expiry index knows of.)
+        out.wait_for(lambda text: text.count("\n") > len(LIVE_FOREIGN), "the snapshot")
+        watch.send_signal(signal.SIGTERM)
+        code = watch.wait(timeout=10)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert (code, err.closed()) == (0, "")
+    rows = [line.split("\t") for line in snapshots(out.closed())[0][1:]]
+    assert [(row[1], row[2]) for row in rows] == LIVE_FOREIGN
+
+
+@pytest.mark.parametrize("key", [b"q", b"\x03"], ids=["q", "Ctrl-C"])
+def test_watch_on_a_terminal_shows_any_expire_time_and_quits(
+    settings: Settings, sync_redis: redis.Redis, terminal: Terminal, key: bytes
+) -> None:
+    terminal.wait_for(lambda: "(queue empty)" in terminal.text, "the first screen")
+    sync_redis.zadd(settings.key, FOREIGN)
+    sync_redis.publish(settings.key, "new_message")
+    terminal.wait_for(lambda: "far" in terminal.text, "the far-future package")
+    frame = terminal.frames()[-1]
+    assert f">{LAST_SECOND}" in frame and "1e+300" in frame
+    terminal.press(key)
+    assert terminal.wait_exit() == 0
+    assert terminal.text.endswith(LEAVE_SCREEN), repr(terminal.text[-80:])
+    assert termios.tcgetattr(terminal.slave) == terminal.mode_before
+
+
+def test_an_internal_error_of_watch_restores_the_terminal_in_one_line(
+    env: dict[str, str],
+) -> None:
+    terminal = Terminal(env, BROKEN_VIEW)
+    try:
+        assert terminal.wait_exit() == 1
+        before, _, after = terminal.text.rpartition(LEAVE_SCREEN)
+        assert before.startswith(ENTER_SCREEN)
+        assert (
+            after == "Error: watch stopped by an internal error: RuntimeError: drawing failed\r\n"
+        )
+        assert termios.tcgetattr(terminal.slave) == terminal.mode_before
+    finally:
+        terminal.close()
 
 
 # 3. Metrics and health ------------------------------------------------------------------
@@ -504,8 +640,84 @@ def test_a_taken_metrics_port_is_exit_1_and_one_line(own_server: RedisServer) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0] == f"Error: cannot serve metrics on 127.0.0.1:{port}: the port is in use", lines
-    assert str(port) in lines[0]
     assert result.stdout == ""
+
+
+# Under `ulimit -n 1024`, as a service manager may start it; uvloop (when installed) or
+# plain asyncio, whose accept() errors used to flood the log.
+FD_LIMIT = 1024
+IDLE_CONNECTIONS = 2000
+WITHOUT_UVLOOP = (
+    "import sys; sys.modules['uvloop'] = None; "
+    "from kamikaze.cli import main; sys.argv[0] = 'kamikaze'; main()"
+)
+LOOPS = {"default": ("-m", "kamikaze"), "asyncio": ("-c", WITHOUT_UVLOOP)}
+
+
+def limit_open_files() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+
+def open_idle_connections(port: int, count: int, timeout: float = 5.0) -> list[socket.socket]:
+    """`count` connections that never send a byte; established, or given up on at `timeout`."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 200), hard))
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        sockets.append(sock)
+    poll = select.poll()
+    pending = {sock.fileno() for sock in sockets}
+    for fd in pending:
+        poll.register(fd, select.POLLOUT)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for fd, _ in poll.poll(100):
+            poll.unregister(fd)
+            pending.discard(fd)
+    return sockets
+
+
+@pytest.mark.parametrize("loop", sorted(LOOPS))
+def test_health_answers_at_once_beside_2000_idle_connections(
+    env: dict[str, str], settings: Settings, services: list[Service], loop: str
+) -> None:
+    service = Service(
+        "service", BLOCKING, "--metrics-port", "0",
+        env=env, argv=(sys.executable, *LOOPS[loop]), preexec_fn=limit_open_files,
+    )  # fmt: skip
+    services.append(service)
+    match = METRICS_LINE.search(service.expect("metrics at"))
+    assert match
+    endpoint = Endpoint(int(match.group(1)), settings.key)
+    service.expect("Queue is empty")
+    idle = open_idle_connections(int(match.group(1)), IDLE_CONNECTIONS)
+    try:
+        # Idle connections, not a storm of connects: the kernel drops a probe's connect
+        # (retried after 1 s) while the listen queue is full, whatever the server does.
+        time.sleep(0.5)
+        took = []
+        for _ in range(6):  # while the idle connections stay
+            started = time.monotonic()
+            assert endpoint.health() == (200, {"redis": "connected"})
+            took.append(time.monotonic() - started)
+            time.sleep(0.5)
+        assert max(took) < 1.0, took
+        code, _ = service.stop(signal.SIGTERM)  # with them still open
+    finally:
+        for sock in idle:
+            sock.close()
+    assert code == 0
+    lines = service.all_lines()
+    assert len(lines) < 10, (len(lines), lines[:20])
+    assert not any("Traceback" in line for line in lines)
 
 
 # 4. JSON logs ---------------------------------------------------------------------------

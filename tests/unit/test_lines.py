@@ -21,6 +21,7 @@ def test_a_good_line() -> None:
         ('{"payload": "p", "ttl": 0, "priority": 1}', "ttl must be a finite number > 0"),
         ('{"payload": "p", "ttl": "10", "priority": 1}', "ttl must be a finite number > 0"),
         ('{"payload": "p", "ttl": true, "priority": 1}', "ttl must be a finite number > 0"),
+        ('{"payload": "p", "ttl": 1e17, "priority": 1}', "TTL 1e\\+17 puts the expire time past"),
         ('{"payload": "p", "ttl": 1, "priority": NaN}', "priority must be a finite number"),
         ('{"payload": "p", "ttl": 1}', "priority is missing"),
         ('{"payload": "p", "priority": 1}', "ttl is missing"),

@@ -149,6 +149,25 @@ def test_render_escapes_control_characters() -> None:
     assert screen[2].count("\x1b") == 2  # only the highlight and its reset
 
 
+def test_render_any_expire_time_and_score() -> None:
+    members = {"1e17:far": 9, "1e300:x": 1, "-1e300:past": 1, "1e-300:tiny": 1}
+    members |= {":huge": 1e300, "253402300800:y": -1e300}
+    packages = [Package.from_member(member, score) for member, score in members.items()]
+    screen = render(packages, len(packages), NOW, 120, 20)
+    rows = [re.split(r" {2,}", ESCAPE.sub("", line)) for line in screen[2:]]
+    assert [row[1:3] for row in rows] == [
+        ["far", ">9999-12-31T23:59:59"],
+        ["x", ">9999-12-31T23:59:59"],
+        ["past", "<0001-01-01T00:00:00"],
+        ["tiny", "1970-01-01T00:00:00"],
+        ["huge", "never"],
+        ["y", ">9999-12-31T23:59:59"],
+    ]
+    assert [row[0] for row in rows[4:]] == ["1e+300", "-1e+300"]
+    snapshot = live.snapshot_text(packages, len(packages), NOW)
+    assert snapshot.count("\n") == 1 + len(packages)
+
+
 # plain mode -----------------------------------------------------------------------------
 
 

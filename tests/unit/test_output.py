@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from kamikaze import output
-from kamikaze.package import Package
+from kamikaze.package import MAX_EXPIRE_TEXT, MAX_EXPIRE_TIME, Package
 
 NOW = 1795824900.0
 EXPIRES = 1795824903.994348  # 2026-11-28T00:15:03.994348 UTC, 3.994 s after NOW
@@ -131,3 +133,38 @@ def test_as_json_is_strict_json() -> None:
 def test_as_json_is_strict_json_for_infinite_score() -> None:
     package = Package.from_member(":x", b"inf")
     assert len(strict_json(output.as_json([package], NOW))) == 1  # type: ignore[arg-type]
+
+
+# Whatever is in Redis: expire times and scores past what a date or a column can show ------
+
+LAST_SECOND = MAX_EXPIRE_TEXT
+EXTREMES = [
+    # member, score, expire time shown, TTL shown at NOW
+    (f"{MAX_EXPIRE_TIME}:last", 1, LAST_SECOND, f"{MAX_EXPIRE_TIME - NOW:.3f}"),
+    (f"{MAX_EXPIRE_TIME + 1}:after", 1, f">{LAST_SECOND}", f"{MAX_EXPIRE_TIME + 1 - NOW:.3f}"),
+    ("1e17:far", 9, f">{LAST_SECOND}", "1e+17"),
+    ("1e300:x", 1, f">{LAST_SECOND}", "1e+300"),
+    ("-1e300:past", 1, "<0001-01-01T00:00:00", "-1e+300"),
+    ("-62135596800:first", 1, "0001-01-01T00:00:00", f"{-62135596800 - NOW:.3f}"),
+    ("1e-300:tiny", 1, "1970-01-01T00:00:00", f"{-NOW:.3f}"),
+    ("-0.5:half", 1, "1969-12-31T23:59:59", f"{-0.5 - NOW:.3f}"),
+    (":huge", 1e300, "never", "inf"),
+    (":tiny", -1e300, "never", "inf"),
+]
+
+
+@pytest.mark.parametrize(("member", "score", "expire", "ttl"), EXTREMES)
+def test_any_expire_time_is_shown_in_every_format(
+    member: str, score: float, expire: str, ttl: str
+) -> None:
+    package = Package.from_member(member, score)
+    shown = [package.payload, expire, ttl]
+    assert output.plain([package], NOW).split("\t") == [repr(float(score)), *shown]
+    assert cells(output.table([package], NOW).splitlines()[1])[1:] == shown
+    [item] = strict_json(output.as_json([package], NOW))  # type: ignore[misc]
+    assert item["expire_time"] == package.expire_time
+    assert item["priority"] == score
+
+
+def test_the_last_second_shown_is_the_latest_expire_time() -> None:
+    assert output.utc_text(MAX_EXPIRE_TIME) == MAX_EXPIRE_TEXT == "9999-12-31T23:59:59"

@@ -13,7 +13,8 @@ import pytest
 from redis.asyncio.client import PubSub
 
 import kamikaze.queue
-from kamikaze.queue import Queue, glob_escape
+from kamikaze.package import MAX_EXPIRE_TIME
+from kamikaze.queue import Queue, check_ttl, glob_escape
 from kamikaze.settings import companion_key
 
 KEY = "kamikaze"
@@ -201,6 +202,25 @@ async def test_push_many_with_one_bad_item_writes_nothing(
     with pytest.raises(ValueError):
         await queue.push_many([("good", 10, 1), ("bad", 0, 1)])
     assert await members(redis) == []
+
+
+@pytest.mark.parametrize("ttl", [1e17, 1e300, MAX_EXPIRE_TIME])
+async def test_push_refuses_an_expire_time_past_year_9999_and_writes_nothing(
+    queue: Queue, redis: fakeredis.FakeAsyncRedis, signals: PubSub, ttl: float
+) -> None:
+    with pytest.raises(ValueError, match="9999-12-31T23:59:59"):
+        await queue.push("far", ttl, 1)
+    with pytest.raises(ValueError, match="9999-12-31T23:59:59"):
+        await queue.push_many([("good", 10, 1), ("far", ttl, 1)])
+    assert await members(redis) == []
+    assert await drain(signals) == []
+
+
+def test_the_last_second_of_9999_is_still_an_expire_time() -> None:
+    now = 1795824900.0
+    check_ttl(MAX_EXPIRE_TIME - now, now)
+    with pytest.raises(ValueError, match=r"^TTL 251606475899\.5 puts the expire time past "):
+        check_ttl(MAX_EXPIRE_TIME - now + 0.5, now)
 
 
 # remove ---------------------------------------------------------------------------------
