@@ -550,7 +550,8 @@ def service(
     """
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
-    from kamikaze.service import MetricsUnavailable, serve
+    from kamikaze.errors import ListenError
+    from kamikaze.service import serve
 
     for arg in consumer_args:
         if arg.startswith("-") and not isinstance(decode_arg(arg), (int, float)):
@@ -581,7 +582,7 @@ def service(
                     run_service(serving())
             else:
                 run_service(serving())
-        except MetricsUnavailable as exc:
+        except ListenError as exc:
             if exc.bad_host:
                 raise bad_value("metrics_host", f"{exc.host!r}: {exc.reason}") from None
             raise Failure(str(exc)) from None

@@ -60,6 +60,18 @@ def connection_failure(exc: BaseException) -> str:
     return text.split(" : ", 1)[0] if text.startswith("No master found") else text
 
 
+class ListenError(OSError):
+    """A server (metrics, web) cannot listen where it was told: one line
+    naming host and port; `bad_host` when the host is to blame (no such
+    host, not an address of this machine) rather than the machine."""
+
+    def __init__(self, what: str, host: str, port: int, exc: OSError) -> None:
+        self.host = host
+        self.reason, self.bad_host = listen_failure(exc)
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot serve {what} on {shown}:{port}: {self.reason}")
+
+
 def listen_failure(exc: OSError) -> tuple[str, bool]:
     """Why a server cannot listen on a host and port, and whether the host is to blame."""
     if isinstance(exc, socket.gaierror):

@@ -29,6 +29,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from kamikaze.errors import ListenError
+
 MAX_CONNECTIONS = 100
 IDLE_TIMEOUT = 5.0  # aiohttp >= 3.14.5 applies it before the first request too
 LOG_INTERVAL = 10.0
@@ -37,10 +39,6 @@ ACCEPT_FAILED = "socket.accept() out of system resource"  # asyncio's message
 log = logging.getLogger("kamikaze.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ListenError(OSError):
-    """The address cannot be listened on; its text is one line naming it."""
 
 
 class BriefLines(logging.Filter):
@@ -94,10 +92,6 @@ def os_reason(exc: OSError) -> str:
     else:
         reason = exc.strerror or one_line(exc)
     return reason[:1].lower() + reason[1:]
-
-
-def address_text(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def connection_cap(wanted: int = MAX_CONNECTIONS) -> int:
@@ -197,8 +191,7 @@ async def serve(
         )
     except OSError as exc:
         await runner.cleanup()
-        where = address_text(host, port)
-        raise ListenError(f"cannot serve {what} on {where}: {os_reason(exc)}") from None
+        raise ListenError(what, host, port, exc) from None
     return HttpServer(runner, listener, brief_accept_errors(loop))
 
 

@@ -107,10 +107,7 @@ async def serve(
         log.info("received %s, shutting down", signum.name)
         stop.set()
 
-    try:
-        metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
-    except OSError as exc:
-        raise MetricsUnavailable(metrics_host, metrics_port or 0, exc) from None
+    metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
     stopping: list[int] = []
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     runner.metrics = metrics
@@ -135,19 +132,6 @@ async def serve(
         if not stopping:  # else the process is on its way out: a second signal still ends it
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-
-
-class MetricsUnavailable(Exception):
-    """The metrics endpoint cannot listen where it was told; `bad_host` when
-    --metrics-host is to blame (not an address here) rather than the machine."""
-
-    def __init__(self, host: str, port: int, exc: OSError) -> None:
-        from kamikaze.errors import listen_failure
-
-        self.host = host
-        self.reason, self.bad_host = listen_failure(exc)
-        shown = f"[{host}]" if ":" in host else host
-        super().__init__(f"cannot serve metrics on {shown}:{port}: {self.reason}")
 
 
 async def start_metrics(
