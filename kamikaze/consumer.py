@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kamikaze.package import Package
+from kamikaze.runtime import stop_task
 
 if TYPE_CHECKING:
     from kamikaze.metrics import Metrics
@@ -194,8 +195,7 @@ class Runner:
         awaitable, self.awaitable = self.awaitable, None
         if task is None or task.done():
             return
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        done = await stop_task(task, CANCEL_GRACE, insist=False)  # it may tidy up
         if (
             inspect.iscoroutine(awaitable)
             and inspect.getcoroutinestate(awaitable) == "CORO_CREATED"

@@ -8,16 +8,24 @@ import os
 import re
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
-from kamikaze.settings import Settings
+from redis.exceptions import ConnectionError
+
+if TYPE_CHECKING:
+    from kamikaze.settings import Settings
 
 TIMED_OUT = "timed out"
 
 
-def redis_error_line(settings: Settings, exc: BaseException) -> str:
-    from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
+class OutcomeUnknown(ConnectionError):
+    """A write whose reply was lost: Redis applied it once or not at all,
+    and which of the two cannot be told. Check (``Queue.packages()``)
+    before trying again."""
 
-    from kamikaze.writes import OutcomeUnknown
+
+def redis_error_line(settings: Settings, exc: BaseException) -> str:
+    from redis.exceptions import AuthenticationError, TimeoutError
 
     if isinstance(exc, OutcomeUnknown):
         return f"Redis at {settings.address} {exc}"

@@ -7,8 +7,7 @@ import math
 import reprlib
 from collections.abc import Iterable, Iterator
 
-from kamikaze.package import as_bytes
-from kamikaze.queue import check_expire_time
+from kamikaze.package import as_bytes, check_expire_time
 
 Item = tuple[str, float, float]
 FIELDS = ("payload", "ttl", "priority")

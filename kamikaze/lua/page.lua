@@ -9,8 +9,8 @@ local refusal = wrong_type(KEYS)
 if refusal then return refusal end
 local rank = 0
 if ARGV[1] ~= '' then rank = rank_after(queue, ARGV[1], ARGV[2]) end
-local t = redis.call('TIME')
+local sec, usec = server_clock()
 local page = redis.call('ZRANGE', queue, rank, rank + tonumber(ARGV[3]) - 1, 'WITHSCORES')
-table.insert(page, 1, t[2])
-table.insert(page, 1, t[1])
+table.insert(page, 1, usec)
+table.insert(page, 1, sec)
 return page

@@ -29,7 +29,7 @@ for i = 1, #ARGV, 3 do
     text = expire_text(expire_time)
     score = text
   end
-  local member = text .. ':' .. payload
+  local member = join_member(text, payload)
   local n = #to_queue
   to_queue[n + 1], to_queue[n + 2] = priority, member
   to_index[n + 1], to_index[n + 2] = score, member

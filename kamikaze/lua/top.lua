@@ -12,12 +12,11 @@ if refusal then return refusal end
 local rank = 0
 if ARGV[1] ~= '' then rank = rank_after(queue, ARGV[1], ARGV[2]) end
 local budget = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local sec, usec, now = server_clock()
 local removed, skipped = 0, {}
 local result = function(more, member, score)
   if removed > 0 then signal_change(queue) end
-  return {t[1], t[2], removed, skipped, more, member, score}
+  return {sec, usec, removed, skipped, more, member, score}
 end
 while budget > 0 do
   local chunk = redis.call('ZRANGE', queue, rank, rank + 15, 'WITHSCORES')

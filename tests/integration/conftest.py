@@ -11,7 +11,8 @@ import pytest
 from kamikaze.consumer import Runner
 from kamikaze.package import Package
 from kamikaze.queue import Queue
-from kamikaze.service import Watcher, stop_task
+from kamikaze.runtime import stop_task
+from kamikaze.service import Dispatcher
 from kamikaze.settings import Settings
 from tests.integration.processes import Service, kamikaze_env
 from tests.topologies import Certs, TlsServer, make_certs
@@ -62,7 +63,7 @@ async def start_watcher(
     kwargs: dict[str, Any] | None = None,
 ) -> tuple[Runner, asyncio.Task[None]]:
     runner = Runner(consumer, args, kwargs)
-    task = asyncio.create_task(Watcher(settings, runner).run())
+    task = asyncio.create_task(Dispatcher(settings, runner).run())
     return runner, task
 
 

@@ -21,7 +21,7 @@ import redis
 
 from kamikaze import Queue, SyncQueue
 from kamikaze.cli import main
-from kamikaze.settings import companion_key
+from kamikaze.keys import companion_key
 from tests.integration.processes import Service, run
 
 README = Path(__file__).parents[2] / "README.rst"
@@ -184,7 +184,9 @@ async def call_every_queue_method(
         await queue.push("swept", 0.1, 9)
         await asyncio.sleep(0.2)
         assert await queue.sweep() == 1
-        changes = queue.watch()
+        changes = queue.follow()  # `watch` is the same method, by its old name
+        assert Queue.watch is Queue.follow
+        names.add("watch")
         assert (await anext(changes)).payload == "b"
         await queue.push("c", 100, 0)
         assert (await anext(changes)).payload == "c"

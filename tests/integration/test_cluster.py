@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from kamikaze import Queue, SyncQueue
-from kamikaze.settings import companion_key
+from kamikaze.keys import companion_key
 from tests.integration.least_privilege import (
     SENT_WHEN_IDLE,
     USED_ON_LONG_WALKS,

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from kamikaze.follow import IDLE_RECHECK
+from kamikaze.connections import SOCKET_TIMEOUT
 from kamikaze.queue import Queue
-from kamikaze.settings import SOCKET_TIMEOUT, Settings
+from kamikaze.settings import Settings
+from kamikaze.signals import IDLE_RECHECK
 from tests.integration.conftest import Recorder, start_watcher, stop
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.proxy import Proxy

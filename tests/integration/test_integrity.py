@@ -21,10 +21,10 @@ import pytest
 import redis
 from redis.exceptions import ResponseError
 
-import kamikaze.settings
+import kamikaze.connections
 from kamikaze import OutcomeUnknown, SyncQueue
+from kamikaze.keys import companion_key
 from kamikaze.queue import Queue
-from kamikaze.settings import companion_key
 from kamikaze.sweep import Sweeper
 from tests.integration.processes import kamikaze_env, run
 from tests.proxy import Proxy
@@ -233,7 +233,7 @@ async def test_a_lost_reply_raises_outcome_unknown_in_the_api(
     swallower: tuple[ReplySwallower, int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(kamikaze.settings, "SOCKET_TIMEOUT", 0.3)
+    monkeypatch.setattr(kamikaze.connections, "SOCKET_TIMEOUT", 0.3)
     async with Queue.connect(debug_server.url, key) as queue:
         await queue.push("loaded", 600, 5)
         await queue.remove("nothing")  # both scripts known to Redis: EVALSHA runs

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 import kamikaze.consumer
-from kamikaze.follow import IDLE_RECHECK
 from kamikaze.package import Package, as_text
 from kamikaze.queue import NAMED_SKIPS, Queue
 from kamikaze.service import stop_task
 from kamikaze.settings import Settings
+from kamikaze.signals import IDLE_RECHECK
 from kamikaze.sweep import Sweeper
 from tests.integration.conftest import Recorder, start_watcher, stop
 from tests.integration.processes import Service, run

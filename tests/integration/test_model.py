@@ -1,9 +1,9 @@
 """Model-based test (issue 5): hypothesis drives push / push_many / remove /
 wait sequences against a real Redis and a plain-Python model of the queue,
-with a Watcher following the same queue in the background.
+with a Dispatcher following the same queue in the background.
 
 After every step: Queue.top() is the model's live top, Queue.packages() the
-model's live packages in order, and once the Watcher has caught up with the
+model's live packages in order, and once the dispatcher has caught up with the
 real top its consumer calls have no consecutive duplicates and end with the
 model's top.
 """
@@ -32,13 +32,14 @@ from hypothesis.stateful import (
 from kamikaze.consumer import Runner
 from kamikaze.package import Package
 from kamikaze.queue import Queue
-from kamikaze.service import Watcher, stop_task
+from kamikaze.runtime import stop_task
+from kamikaze.service import Dispatcher
 from kamikaze.settings import Settings
 from tests.servers import RedisServer
 
 T = TypeVar("T")
 
-CATCH_UP = 2.0  # seconds the Watcher gets to deliver the real top after a step
+CATCH_UP = 2.0  # seconds the dispatcher gets to deliver the real top after a step
 _keys = itertools.count()
 
 # A few payloads, so that pushes repeat them and removes hit several members;
@@ -57,7 +58,7 @@ Entry = tuple[str, float]  # (member, score)
 
 
 class BackgroundLoop:
-    """An event loop running in its own thread: the Watcher keeps running
+    """An event loop running in its own thread: the dispatcher keeps running
     between hypothesis steps, which call into the loop and wait."""
 
     def __init__(self) -> None:
@@ -109,16 +110,16 @@ class QueueMachine(RuleBasedStateMachine):
         self.watcher = self.loop.run(self._start_watcher())
         deadline = time.monotonic() + CATCH_UP
         while not self.calls:
-            assert time.monotonic() < deadline, "the Watcher made no first call"
+            assert time.monotonic() < deadline, "the dispatcher made no first call"
             time.sleep(0.005)
         assert self.calls == [None]
 
     async def _start_watcher(self) -> asyncio.Task[None]:
-        return asyncio.create_task(Watcher(self.settings, self.runner).run())
+        return asyncio.create_task(Dispatcher(self.settings, self.runner).run())
 
     def teardown(self) -> None:
         async def stop() -> None:
-            assert await stop_task(self.watcher, 5), "the Watcher did not stop"
+            assert await stop_task(self.watcher, 5), "the dispatcher did not stop"
             await self.runner.cancel()
             await self.client.delete(self.queue.key, self.queue.index_key, self.queue.payload_key)
             await self.client.aclose()
@@ -194,7 +195,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert entry_of(reading.top) == self.top_at(reading.server_time)
 
         # packages() filters by a clock read before its ZRANGE, and a package
-        # expiring meanwhile may be deleted by the Watcher: it lists the
+        # expiring meanwhile may be deleted by the dispatcher: it lists the
         # model's live packages at some moment between `before` and `after`.
         before = self.server_time()
         listed = [(p.raw_entry, p.score) for p in self.loop.run(self.queue.packages())]
@@ -212,7 +213,7 @@ class QueueMachine(RuleBasedStateMachine):
             if entry_of(calls[-1]) == entry_of(reading.top):
                 break
             assert time.monotonic() < deadline, (
-                f"the Watcher's last call is {calls[-1]!r}, the top {reading.top!r}"
+                f"the dispatcher's last call is {calls[-1]!r}, the top {reading.top!r}"
             )
             time.sleep(0.005)
         entries = [entry_of(call) for call in calls]

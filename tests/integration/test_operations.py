@@ -414,9 +414,9 @@ LIVE_FOREIGN = [  # top first: payload, expire time shown
 BROKEN_VIEW = (
     "import fcntl, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0)\n"
     "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
-    "import kamikaze.live\n"
+    "import kamikaze.watch\n"
     "def broken(*args, **kwargs): raise RuntimeError('drawing failed')\n"
-    "kamikaze.live.render = broken\n"
+    "kamikaze.watch.render = broken\n"
     "from kamikaze.cli import main; sys.argv[0] = 'kamikaze'; main()\n"
 )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from kamikaze.consumer import Runner
 from kamikaze.queue import Queue
-from kamikaze.service import serve, stop_task
+from kamikaze.service import serve
 from kamikaze.settings import Settings
 from kamikaze.sweep import Sweeper
 from tests.integration.conftest import Recorder
@@ -84,7 +84,8 @@ async def test_the_service_sweeps_without_calling_the_consumer(
     await queue.push("top", 100, 1)
     await queue.push("below", 0.1, 9)
     recorder = Recorder()
-    service = asyncio.create_task(serve(settings, Runner(recorder), sweep_interval=0.05))
+    stop = asyncio.Event()
+    service = asyncio.create_task(serve(settings, Runner(recorder), stop, sweep_interval=0.05))
     try:
         await recorder.wait_for(1)
         async with asyncio.timeout(5):
@@ -92,7 +93,9 @@ async def test_the_service_sweeps_without_calling_the_consumer(
                 await asyncio.sleep(0.02)
         assert recorder.payloads == ["top"]
     finally:
-        assert await stop_task(service, 5)
+        stop.set()  # as SIGTERM does
+        async with asyncio.timeout(5):
+            await service
 
 
 async def test_the_payload_index_follows_push_remove_and_sweep(

@@ -560,7 +560,7 @@ def test_push_lines_that_once_crashed_are_exit_2(
 
 def test_rediss_to_a_server_without_tls_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plain server never answers a TLS handshake: the line once ended in an empty reason."""
-    monkeypatch.setattr("kamikaze.settings.CONNECT_TIMEOUT", 0.2)
+    monkeypatch.setattr("kamikaze.connections.CONNECT_TIMEOUT", 0.2)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()

@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio.client import PubSub
 
 import kamikaze.queue
+from kamikaze.keys import companion_key
 from kamikaze.package import MAX_EXPIRE_TIME
 from kamikaze.queue import Queue, check_ttl, glob_escape
-from kamikaze.settings import companion_key
 
 KEY = "kamikaze"
 

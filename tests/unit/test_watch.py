@@ -8,15 +8,14 @@ import io
 import os
 import pty
 import re
-import signal
 import termios
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from kamikaze import live
-from kamikaze.live import LEAVE, REVERSE, Snapshot, render, run_view
+from kamikaze import watch as live
 from kamikaze.package import Package
+from kamikaze.watch import LEAVE, REVERSE, Snapshot, render, run_view
 
 NOW = 1795824900.0  # 2026-11-28T00:15:00 UTC
 END = object()
@@ -349,15 +348,17 @@ async def test_terminal_keyboard_interrupt_quits() -> None:
     assert out.getvalue().endswith(LEAVE)
 
 
-async def test_terminal_sigint_quits_and_restores_the_handler() -> None:
-    before = signal.getsignal(signal.SIGINT)
-    queue, out = FakeQueue(), io.StringIO()
-    task = start(queue, out, interactive=True)
-    await until(lambda: frames(out))
-    os.kill(os.getpid(), signal.SIGINT)
+@pytest.mark.parametrize("interactive", [True, False], ids=["terminal", "plain"])
+async def test_the_stop_event_quits(interactive: bool) -> None:
+    """kamikaze.runtime sets it on Ctrl-C or SIGTERM."""
+    queue, out, stop = FakeQueue(), io.StringIO(), asyncio.Event()
+    task = asyncio.ensure_future(
+        run_view(queue.fetch, queue.changes(), out, None, interactive, lambda: SIZE, stop=stop)
+    )
+    await until(lambda: out.getvalue())
+    stop.set()
     await asyncio.wait_for(task, 2)
-    assert out.getvalue().endswith(LEAVE)
-    assert signal.getsignal(signal.SIGINT) is before
+    assert out.getvalue().endswith(LEAVE) == interactive
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""The engine of `kamikaze watch`: a live view of the queue, redrawn on change signals.
+"""`kamikaze watch`: a live view of the queue, redrawn on change signals.
 
-The Redis side is injected: ``fetch(limit)`` reads the top of the queue and ``changes``
-yields once per change signal, so nothing is polled. On a terminal the view is a full
-screen whose TTLs count down locally between signals; elsewhere it prints one plain
-snapshot per change.
+`watch_queue()` joins the Redis side (a SignalFeed and the queue's listing)
+to the view. The view's Redis side is injected: ``fetch(limit)`` reads the
+top of the queue and ``changes`` yields once per change signal, so nothing is
+polled. On a terminal the view is a full screen whose TTLs count down
+locally between signals; elsewhere it prints one plain snapshot per change.
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import termios
 import time
 import tty
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kamikaze import output
-from kamikaze.follow import stop_task
+from kamikaze.errors import is_outage
 from kamikaze.package import Package
+from kamikaze.runtime import stop_task
+from kamikaze.signals import Outage, Signals
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from kamikaze.queue import Queue
 
 Snapshot = tuple[list[Package], int, float]
 """The first packages (top first), how many the queue holds, and the server time of reading."""
@@ -55,8 +62,10 @@ async def run_view(
     size: Size = shutil.get_terminal_size,
     tick: float = 1.0,
     status: Callable[[], str] = str,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Show the queue until `q`, Ctrl-C, the end of `changes` or cancellation.
+    """Show the queue until `q`, `stop` (Ctrl-C, SIGTERM), the end of `changes`
+    or cancellation.
 
     `status()` is a note for the terminal's header line (say, that Redis is
     being reconnected to); empty for none.
@@ -65,9 +74,9 @@ async def run_view(
     Plain mode prints a snapshot per (coalesced) change and ends quietly on a broken pipe.
     """
     if interactive:
-        await _watch_terminal(fetch, changes, out, inp, size, tick, status)
+        await _watch_terminal(fetch, changes, out, inp, size, tick, status, stop)
     else:
-        await _watch_plain(fetch, changes, out)
+        await _watch_plain(fetch, changes, out, stop)
 
 
 def render(
@@ -97,6 +106,68 @@ def snapshot_text(packages: Sequence[Package], total: int, now: float) -> str:
     header = f"# {_utc(now)} {_count(total)}"
     body = output.plain(packages, now)
     return f"{header}\n{body}\n" if body else f"{header}\n"
+
+
+# The Redis side -------------------------------------------------------------------------
+
+
+async def watch_queue(
+    queue: Queue,
+    address: str,
+    out: TextIO,
+    inp: int | None,
+    interactive: bool,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """`kamikaze watch`: follow the queue's change signals and show it until
+    `q`, `stop` or a broken pipe. Fails at once, like `list`, if Redis is not
+    there to begin with."""
+
+    async def fetch(limit: int) -> Snapshot:
+        packages, now = await queue.listing(limit)
+        return packages, await queue.size(now), now
+
+    await fetch(1)
+    feed = SignalFeed(queue.redis, queue.key, address, quiet=interactive)
+    await run_view(fetch, aiter(feed), out, inp, interactive, status=feed.status, stop=stop)
+
+
+class SignalFeed:
+    """Every change signal of a queue, for views (`kamikaze watch`): it
+    yields once as soon as it is subscribed, and again after each outage
+    (changes before a subscription are not signalled), and keeps the outage
+    for a status line. An idle subscription must answer a PING, as in the
+    service."""
+
+    def __init__(self, client: Redis, key: str, address: str, quiet: bool = False) -> None:
+        self.client = client
+        self.key = key
+        # quiet: no log lines (a full-screen view shows status() instead)
+        self.outage = Outage(address, quiet=quiet)
+
+    def status(self) -> str:
+        if self.outage.since is None:
+            return ""
+        return f"Redis lost {time.monotonic() - self.outage.since:.0f} s ago; reconnecting"
+
+    async def __aiter__(self) -> AsyncIterator[None]:
+        while True:
+            signals = Signals(self.client, self.key)
+            try:
+                await signals.subscribe()
+                self.outage.back()
+                yield None  # subscribed: what changed before is not signalled, so read again
+                while True:
+                    while not await signals.wait_or_ping():
+                        pass
+                    yield None
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.lost(exc)
+            finally:
+                await signals.close()
+            await self.outage.pause()
 
 
 # Rendering ------------------------------------------------------------------------------
@@ -221,14 +292,19 @@ async def _follow(
     limit: Callable[[], int],
     show: Callable[[_Shot], None],
     tick: float | None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Fetch and show after each burst of changes; with a `tick`, also show every tick."""
+    """Fetch and show after each burst of changes; with a `tick`, also show
+    every tick; until `stop` is set."""
     pump = asyncio.ensure_future(_pump(changes, view))
+    stopper = asyncio.ensure_future(stop.wait() if stop else asyncio.Event().wait())
+    stopper.add_done_callback(lambda _: view.stop())
     try:
         await _refresh(view, fetch, limit, show, tick)
         if pump.done():
             pump.result()  # raises what `changes` raised
     finally:
+        stopper.cancel()
         # Cancelled once, redis-py may swallow it (while subscribing): repeat until it ends.
         await stop_task(pump, STOP_TIMEOUT)
 
@@ -264,7 +340,9 @@ async def _sleep(wake: asyncio.Event, timeout: float | None) -> None:
 # Plain mode -----------------------------------------------------------------------------
 
 
-async def _watch_plain(fetch: Fetch, changes: AsyncIterator[None], out: TextIO) -> None:
+async def _watch_plain(
+    fetch: Fetch, changes: AsyncIterator[None], out: TextIO, stop: asyncio.Event | None = None
+) -> None:
     shown: tuple[list[Package], int] | None = None
 
     def show(shot: _Shot) -> None:
@@ -276,7 +354,7 @@ async def _watch_plain(fetch: Fetch, changes: AsyncIterator[None], out: TextIO) 
         _write(out, separator + snapshot_text(shot.packages, shot.total, shot.server_time))
 
     try:
-        await _follow(_View(), fetch, changes, lambda: PLAIN_LIMIT, show, tick=None)
+        await _follow(_View(), fetch, changes, lambda: PLAIN_LIMIT, show, None, stop)
     except BrokenPipeError:
         _silence(out)
 
@@ -300,6 +378,7 @@ async def _watch_terminal(
     size: Size,
     tick: float,
     status: Callable[[], str] = str,
+    stop: asyncio.Event | None = None,
 ) -> None:
     view = _View()
 
@@ -316,10 +395,9 @@ async def _watch_terminal(
         contextlib.suppress(KeyboardInterrupt),
         _cbreak(inp),
         _keys(inp, view),
-        _interrupts(view),
         _screen(out),
     ):
-        await _follow(view, fetch, changes, limit, draw, tick)
+        await _follow(view, fetch, changes, limit, draw, tick, stop)
 
 
 @contextlib.contextmanager
@@ -386,21 +464,3 @@ def _on_key(loop: asyncio.AbstractEventLoop, fd: int, view: _View) -> None:
         loop.remove_reader(fd)  # no more keys; keep watching
     elif any(key in QUIT_KEYS for key in data):
         view.stop()
-
-
-@contextlib.contextmanager
-def _interrupts(view: _View) -> Iterator[None]:
-    """Ctrl-C quits the view instead of interrupting whatever runs at that moment."""
-    loop = asyncio.get_running_loop()
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        loop.add_signal_handler(signal.SIGINT, view.stop)
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
-        yield
-        return
-    try:
-        yield
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,130 @@
+"""Following a queue's top: wake on a change signal or the top's expire
+time, read the top, report each change; reconnect whenever Redis goes away.
+The service (kamikaze.service) and `Queue.follow()` use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kamikaze.connections import BACKOFF_CAP
+from kamikaze.errors import is_fatal, is_outage
+from kamikaze.signals import IDLE_RECHECK, Outage, Signals, close_quietly
+
+if TYPE_CHECKING:
+    from kamikaze.package import Package
+    from kamikaze.queue import Queue, TopReading
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class Change:
+    """A new top (None: the queue is empty), the reading behind it, and
+    when (monotonic) the wake-up that found it happened."""
+
+    top: Package | None
+    reading: TopReading
+    woke_at: float
+    previous: Package | None
+
+
+class Observer(Protocol):
+    def connected(self, up: bool) -> None: ...
+
+
+class Follower:
+    """Yields the queue's top each time it changes, starting with the
+    current one; runs until the caller stops iterating or cancels it.
+
+    `connect` makes a Queue, on a client of its own, for each
+    (re)connection; the client is closed after each unless `owns_clients`
+    is False. `settle`, awaited before each
+    change is reported, gets the caller ready for it (the service cancels
+    a running consumer call) and says whether that took long enough for the
+    top to be read again. Wrong credentials or permissions,
+    or a certificate that does not verify, before the first success are
+    raised: retrying cannot mend them. Other failures are logged once per
+    outage and retried with capped backoff."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Queue],
+        address: str,
+        owns_clients: bool = True,
+        observer: Observer | None = None,
+        backoff_cap: float = BACKOFF_CAP,
+        settle: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.connect = connect
+        self.settle = settle
+        self.backoff_cap = backoff_cap
+        self.address = address
+        self.owns_clients = owns_clients
+        self.observer = observer
+        self.last_top: Package | None = _UNSET
+
+    async def changes(self) -> AsyncIterator[Change]:
+        outage = Outage(self.address, self.backoff_cap)
+        connected = False
+        while True:
+            queue = self.connect()
+            signals = Signals(queue.redis, queue.key)
+            try:
+                await signals.subscribe()
+                woke_at = time.monotonic()
+                reading = await queue.read_top()  # only a read of the top proves we are back
+                outage.back()
+                connected = True
+                self._report(True)
+                async for change in self._follow(queue, signals, reading, woke_at):
+                    yield change
+            except Exception as exc:
+                if not is_outage(exc) or (not connected and is_fatal(exc)):
+                    raise
+                # Refusals (a key of the wrong type, a busy script, a replica)
+                # count as an outage too, until Redis stops refusing.
+                if outage.lost(exc):
+                    self._report(False)
+            finally:
+                await signals.close()
+                if self.owns_clients:
+                    await close_quietly(queue.redis)
+            await outage.pause()
+
+    def _report(self, up: bool) -> None:
+        if self.observer is not None:
+            self.observer.connected(up)
+
+    async def _follow(
+        self, queue: Queue, signals: Signals, reading: TopReading, woke_at: float
+    ) -> AsyncIterator[Change]:
+        interrupted = False  # a call was cut short: make it again, even for the same top
+        while True:
+            if interrupted or self.last_top is _UNSET or reading.top != self.last_top:
+                if await self._stale(reading):
+                    interrupted = True
+                    woke_at, reading = time.monotonic(), await queue.read_top()
+                    continue
+                interrupted = False
+                previous = None if self.last_top is _UNSET else self.last_top
+                self.last_top = reading.top
+                yield Change(reading.top, reading, woke_at, previous)
+            wait = reading.seconds_to_expiry()  # from now: the consumer may have taken a while
+            if wait is not None and wait < IDLE_RECHECK:
+                await signals.wait(wait)
+            else:
+                await signals.wait_or_ping()
+            woke_at = time.monotonic()
+            reading = await queue.read_top()
+
+    async def _stale(self, reading: TopReading) -> bool:
+        """Whether a change must be read again before it is reported: the
+        caller took a while to get ready for it (`settle`: a cancelled
+        consumer call that finished late), or its top has expired since."""
+        if self.settle is not None and await self.settle():
+            return True
+        return reading.top_expired()

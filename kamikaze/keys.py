@@ -1,0 +1,68 @@
+"""The queue's key layout (docs: data layout): the sorted set, its two
+indexes and its write calls' keys, all in the queue key's Redis Cluster
+slot, and the change channel named like the queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_KEY = "kamikaze"
+
+
+def companion_key(key: str, suffix: str) -> str:
+    """An extra key in the same Redis Cluster slot as `key`.
+
+    A key with a hash tag already (`a{b}c`) keeps it: `a{b}c:suffix`.
+    A key without one is wrapped: `{key}:suffix`.
+    """
+    if not key:
+        raise ValueError("the key is empty")
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    if start >= 0 and end > start + 1:
+        return f"{key}:{suffix}"
+    if "}" in key:
+        raise ValueError(
+            f"key {key!r} contains '}}' but no hash tag: give it one, e.g. '{{{key}}}'"
+        )
+    return f"{{{key}}}:{suffix}"
+
+
+def check_key(key: str) -> None:
+    """Raise ValueError for a key no companion key could share a slot with,
+    or one that is not UTF-8 (a byte of argv, surrogate-escaped)."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the key is not valid UTF-8") from None
+    companion_key(key, "expiry")
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of the queue `queue`: what its Lua scripts get as KEYS."""
+
+    queue: str
+
+    @property
+    def expiry(self) -> str:
+        """The expiry index: the queue's members scored by expire time."""
+        return companion_key(self.queue, "expiry")
+
+    @property
+    def payload(self) -> str:
+        """The payload index: `<payload>\\0<member>` for each member."""
+        return companion_key(self.queue, "payload")
+
+    @property
+    def channel(self) -> str:
+        return self.queue
+
+    def call(self, token: str) -> str:
+        """A write call's key: what the call did, kept briefly (kamikaze.writes)."""
+        return companion_key(self.queue, f"call:{token}")
+
+    @property
+    def all(self) -> list[str]:
+        """KEYS[1..3] of every script."""
+        return [self.queue, self.expiry, self.payload]
