@@ -11,6 +11,7 @@ granted but used by nothing.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 from collections.abc import Iterable, Mapping
@@ -131,9 +132,15 @@ def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[st
     assert "removed 1 package " in ok("remove", "job")
     service.expect("Queue is empty")
     watch.expect(" 0 packages")
+    ok("push", "left", "100", "1")
+    service.expect("Consuming 'left'")
+    assert ok("list", "--raw").endswith(":left\n")
+    assert "cleared 1 package " in ok("clear", "--yes")
+    service.expect("Queue is empty")
+    watch.expect(" 0 packages")
     for process in (service, watch):
         assert process.stop(signal.SIGTERM)[0] == 0
-    return {"service", "watch", "push", "list", "remove"}
+    return {"service", "watch", "push", "list", "remove", "clear"}
 
 
 def commands_that_talk_to_redis() -> set[str]:
@@ -161,9 +168,12 @@ async def call_every_queue_method(
 ) -> set[str]:
     """Every public method of Queue, as the user; `admin` writes as 0.1.x did.
     Returns the names used."""
-    names = {"connect"}
+    names = {"connect", "from_environment"}
     queue: Any = Calls(Queue.connect(url, key, **options), names)
     try:
+        with the_environment_of(url, key, options):
+            async with Queue.from_environment() as same:
+                assert await same.top() is None
         await queue.push_many([("b", 100, 2), ("brief", 0.2, 1)])
         await queue.push("a", 100, 3)
         assert (await queue.top()).payload == "brief"
@@ -189,8 +199,11 @@ async def call_every_queue_method(
         await queue.push("c", 100, 0)
         assert (await anext(changes)).payload == "c"
         await changes.aclose()
-        for payload in ("a", "b", "c"):
+        for payload in ("a", "b"):
             assert await queue.remove(payload) == 1
+        assert [member[-2:] for member, _ in await queue.entries()] == [b":c"]
+        assert await queue.clear() == 1
+        assert await queue.size() == 0
     finally:
         await queue.aclose()
     return names
@@ -202,16 +215,32 @@ async def reconcile(queue: Any, walked: str) -> None:
         cursor, _changed = await queue.reconcile_step(walked, cursor or 0)
 
 
+def the_environment_of(url: str, key: str, options: dict[str, Any]) -> Any:
+    """os.environ as a service with these settings exports it to its consumer."""
+    from unittest import mock
+
+    from kamikaze.environment import export_settings
+    from kamikaze.settings import Settings
+
+    environ = dict(os.environ)
+    export_settings(Settings(redis_url=url, key=key, **options), environ)
+    return mock.patch.dict(os.environ, environ, clear=True)
+
+
 def call_every_sync_queue_method(url: str, key: str, **options: Any) -> set[str]:
-    names: set[str] = set()
+    names: set[str] = {"from_environment"}
     sync: Any = Calls(SyncQueue(url, key, **options), names)
     try:
+        with the_environment_of(url, key, options), SyncQueue.from_environment() as same:
+            assert same.top() is None
         assert sync.key == key
         sync.push("s1", 100, 1)
         sync.push_many([("s2", 100, 0)])
         assert sync.top().payload == "s2"
         assert [p.payload for p in sync.packages()] == ["s2", "s1"]
-        assert sync.remove("s1") == sync.remove("s2") == 1
+        assert sync.remove("s1") == 1
+        assert sync.clear() == 1
+        assert sync.packages() == []
     finally:
         sync.close()
     return names

@@ -1,0 +1,110 @@
+"""The connection settings in KAMIKAZE_* environment variables, outside the
+CLI: read them as the CLI reads them (`Queue.from_environment()`), and export
+the settings a service uses, so that its consumer, and any `kamikaze` command
+the consumer runs, reach the same queue on the same server (docs/consumer.rst,
+"Taking a package off the queue").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+
+from kamikaze.settings import Settings, parse_sentinel
+
+# Settings field -> its variable, as the CLI's connection options declare them
+# (tests/unit/test_environment.py keeps the two in step).
+VARIABLES = {
+    "redis_url": "KAMIKAZE_REDIS_URL",
+    "redis_host": "KAMIKAZE_REDIS_HOST",
+    "redis_port": "KAMIKAZE_REDIS_PORT",
+    "password_file": "KAMIKAZE_REDIS_PASSWORD_FILE",
+    "tls_ca_file": "KAMIKAZE_TLS_CA_FILE",
+    "tls_cert_file": "KAMIKAZE_TLS_CERT_FILE",
+    "tls_key_file": "KAMIKAZE_TLS_KEY_FILE",
+    "sentinels": "KAMIKAZE_SENTINELS",
+    "sentinel_master": "KAMIKAZE_SENTINEL_MASTER",
+    "cluster": "KAMIKAZE_CLUSTER",
+    "key": "KAMIKAZE_KEY",
+    "embedded": "KAMIKAZE_EMBEDDED",
+    "embedded_runtime_dir": "KAMIKAZE_EMBEDDED_RUNTIME_DIR",
+    "embedded_data_dir": "KAMIKAZE_EMBEDDED_DATA_DIR",
+}
+
+
+def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the KAMIKAZE_* variables (os.environ by default), read as
+    the CLI reads them; the defaults for those not set. A value that cannot
+    work raises ValueError naming its variable."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, variable in VARIABLES.items():
+        text = environ.get(variable)
+        if not text:  # click ignores empty variables too
+            continue
+        try:
+            values[name] = _READERS.get(name, str)(text)
+        except ValueError as exc:
+            raise ValueError(f"{variable}: {exc}") from None
+    return Settings(**values)
+
+
+def export_settings(settings: Settings, environ: MutableMapping[str, str] | None = None) -> None:
+    """Put `settings` into the KAMIKAZE_* variables (os.environ by default):
+    a default value removes its variable. The embedded server's directories
+    are written as absolute paths, so that a consumer that changes directory
+    still finds the server."""
+    environ = os.environ if environ is None else environ
+    values = dataclasses.asdict(settings)
+    if settings.embedded:
+        server = settings.embedded_server()
+        values["embedded_runtime_dir"] = str(server.runtime_dir)
+        values["embedded_data_dir"] = str(server.data_dir)
+    defaults = dataclasses.asdict(Settings())
+    for name, variable in VARIABLES.items():
+        value = values[name]
+        if value == defaults[name] or value is None:
+            environ.pop(variable, None)
+        else:
+            environ[variable] = _WRITERS.get(name, str)(value)
+
+
+def _flag(text: str) -> bool:
+    import click
+
+    try:
+        return bool(click.BOOL.convert(text, None, None))
+    except click.BadParameter:
+        raise ValueError(f"{text!r} is not a flag value (1, true, yes; 0, false, no)") from None
+
+
+def _port(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"{text!r} is not a port number (1 to 65535)")
+    return int(text)
+
+
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    return tuple(parse_sentinel(part) for part in re.split(r"[\s,]+", text) if part)
+
+
+def _sentinels_text(sentinels: tuple[tuple[str, int], ...]) -> str:
+    return ",".join(
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in sentinels
+    )
+
+
+_READERS: dict[str, Callable[[str], Any]] = {
+    "redis_port": _port,
+    "sentinels": _sentinels,
+    "cluster": _flag,
+    "embedded": _flag,
+}
+_WRITERS: dict[str, Callable[[Any], str]] = {
+    "sentinels": _sentinels_text,
+    "cluster": lambda on: "1",
+    "embedded": lambda on: "1",
+}
