@@ -624,7 +624,7 @@ def service(
     """
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
-    from kamikaze.environment import export_settings
+    from kamikaze.environment import exported
     from kamikaze.errors import ListenError
     from kamikaze.service import serve
 
@@ -638,7 +638,6 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
-    export_settings(settings)  # the consumer's Queue.from_environment() finds this queue
     if metrics_port is not None:
         require_metrics()
 
@@ -651,7 +650,8 @@ def service(
 
     # Until serve() takes the signals over, SIGTERM/SIGINT unwind normally
     # (an embedded server being started is stopped again) and exit 0.
-    with stop_on_signals():
+    # The consumer's Queue.from_environment() finds this queue on this server.
+    with stop_on_signals(), exported(settings):
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():

@@ -7,10 +7,11 @@ the consumer runs, reach the same queue on the same server (docs/consumer.rst,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from kamikaze.settings import Settings, parse_sentinel
@@ -70,6 +71,21 @@ def export_settings(settings: Settings, environ: MutableMapping[str, str] | None
             environ.pop(variable, None)
         else:
             environ[variable] = _WRITERS.get(name, str)(value)
+
+
+@contextlib.contextmanager
+def exported(settings: Settings) -> Iterator[None]:
+    """os.environ with `settings` exported, for as long as the block runs."""
+    saved = {variable: os.environ.get(variable) for variable in VARIABLES.values()}
+    export_settings(settings)
+    try:
+        yield
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value
 
 
 def _flag(text: str) -> bool:
