@@ -45,19 +45,27 @@ def section(text: str, title: str) -> str:
     lines = text.splitlines()
     for i in range(len(lines) - 1):
         underline = lines[i + 1]
-        if lines[i].strip() == title and underline and set(underline) == {underline[0]}:
-            if len(underline) >= len(title) and not underline[0].isalnum():
-                end = next(
-                    (
-                        j
-                        for j in range(i + 2, len(lines) - 1)
-                        if lines[j + 1] == underline[0] * len(lines[j + 1])
-                        and len(lines[j + 1]) >= len(lines[j].strip()) > 0
-                    ),
-                    len(lines),
-                )
-                return "\n".join(lines[i:end])
+        if is_title(lines[i], underline) and lines[i].strip() == title:
+            end = next(
+                (
+                    j
+                    for j in range(i + 2, len(lines) - 1)
+                    if is_title(lines[j], lines[j + 1]) and lines[j + 1][0] == underline[0]
+                ),
+                len(lines),
+            )
+            return "\n".join(lines[i:end])
     raise AssertionError(f"no section {title!r}")
+
+
+def is_title(line: str, underline: str) -> bool:
+    return (
+        bool(line.strip())
+        and len(underline) >= len(line.strip())
+        and underline == underline[0] * len(underline)
+        and not underline[0].isalnum()
+        and not underline[0].isspace()
+    )
 
 
 def indented_block(lines: list[str], start: int) -> tuple[str, int]:

@@ -12,6 +12,7 @@ docs/_assumes.rst tells the reader.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import re
@@ -175,10 +176,8 @@ def world() -> Iterator[World]:
             world.service.stop(signal.SIGTERM, timeout=15)
         leftover = runtime / "kamikaze" / "server.pid"
         if leftover.exists():  # the service stops the server; this is for a failed test
-            try:
+            with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(leftover.read_text().split()[0]), signal.SIGKILL)
-            except (ValueError, ProcessLookupError):
-                pass
 
 
 def prints_after(all_blocks: list[Block], at: int) -> str:
@@ -192,8 +191,9 @@ def prints_after(all_blocks: list[Block], at: int) -> str:
 def check(command: str, code: int, output: str, shown: str) -> None:
     failing = any(line.startswith("Error:") for line in shown.splitlines())
     assert (code != 0) == failing, f"{command!r} exited {code}:\n{output}"
+    pattern = shape(shown).pattern
     assert looks_like(output, shown), (
-        f"{command!r} printed\n{output}\nbut the docs show\n{shown}\n(pattern {shape(shown).pattern})"
+        f"{command!r} printed\n{output}\nbut the docs show\n{shown}\n(pattern {pattern})"
     )
 
 
