@@ -215,7 +215,7 @@ def parse_sentinel(text: str) -> tuple[str, int]:
 
 
 def companion_key(key: str, suffix: str) -> str:
-    """An extra key in the same Redis Cluster slot as `key` (SPEC §1).
+    """An extra key in the same Redis Cluster slot as `key` (docs/contract.rst §1).
 
     A key with a hash tag already (`a{b}c`) keeps it: `a{b}c:suffix`.
     A key without one is wrapped: `{key}:suffix`.

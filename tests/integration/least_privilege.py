@@ -1,10 +1,10 @@
-"""The README's least-privilege ACL user (Security), put through every command
+"""The least-privilege ACL user of docs/security.rst, put through every command
 and every public method of the Python API; shared by test_acl.py (one server)
 and test_cluster.py.
 
 What the user was refused comes from ACL LOG; what it ran comes from INFO
 commandstats (commands run inside scripts included). Together they derive the
-README's command list: a command used but not granted fails, and so does one
+docs' command list: a command used but not granted fails, and so does one
 granted but used by nothing.
 """
 
@@ -25,7 +25,7 @@ from kamikaze.cli import main
 from kamikaze.settings import companion_key
 from tests.integration.processes import Service, run
 
-README = Path(__file__).parents[2] / "README.rst"
+SECURITY = Path(__file__).parents[2] / "docs" / "security.rst"
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
 FAR = 4102444800.0  # 2100-01-01: a package as 0.1.x wrote it, alive all test long
 # Sent by every connection before it authenticates (HELLO carries AUTH).
@@ -40,25 +40,25 @@ SENT_WHEN_IDLE = {"ping"}
 
 
 def readme_acl_line() -> str:
-    """The README's line, from the user's name on: `kamikaze on >PASSWORD ...`."""
-    readme = README.read_text()
+    """The docs' line, from the user's name on: `kamikaze on >PASSWORD ...`."""
+    readme = SECURITY.read_text()
     line = next(line.strip() for line in readme.splitlines() if "ACL SETUSER kamikaze" in line)
     return line.split("ACL SETUSER ", 1)[1]
 
 
 def readme_cluster_rules() -> list[str]:
-    """What the README says to add on a Redis Cluster."""
-    text = " ".join(README.read_text().split())
+    """What docs/security.rst says to add on a Redis Cluster."""
+    text = " ".join(SECURITY.read_text().split())
     found = re.search(r"On a Redis Cluster also add ``([^`]+)``", text)
-    assert found, "the README no longer says what to add on a Redis Cluster"
+    assert found, "docs/security.rst no longer says what to add on a Redis Cluster"
     return found[1].split()
 
 
 def key_patterns(key: str) -> str:
-    """The keys and channel of the queue `key`, by the README's rule for another --key."""
+    """The keys and channel of the queue `key`, by the docs' rule for another --key."""
     templates = {
         comment.strip(): template.strip()
-        for line in README.read_text().splitlines()
+        for line in SECURITY.read_text().splitlines()
         if line.strip().startswith("~NAME ")
         for template, comment in [line.split("#", 1)]
     }
@@ -69,10 +69,10 @@ def key_patterns(key: str) -> str:
 
 
 def acl_rules(key: str, password: str) -> list[str]:
-    """The README's rules (without the user's name) for the queue `key`."""
+    """The docs' rules (without the user's name) for the queue `key`."""
     _user, rules = readme_acl_line().split(" ", 1)
     mine = key_patterns("kamikaze")
-    assert mine in rules, f"the README's line does not follow its own rule: {mine}"
+    assert mine in rules, f"the docs' line does not follow its own rule: {mine}"
     return rules.replace(mine, key_patterns(key)).replace("PASSWORD", password).split()
 
 
@@ -93,7 +93,7 @@ def check_grants(admins: Iterable[redis.Redis], rules: list[str], unused: set[st
     `unused` was needed."""
     admins = list(admins)
     refused = [(entry["reason"], entry["object"]) for a in admins for entry in a.acl_log()]
-    assert refused == [], f"the README's ACL user was refused: {refused}"
+    assert refused == [], f"the docs' ACL user was refused: {refused}"
     ran = {
         name.removeprefix("cmdstat_")
         for admin in admins
@@ -102,9 +102,9 @@ def check_grants(admins: Iterable[redis.Redis], rules: list[str], unused: set[st
     }
     used = ran - HANDSHAKE - ADMIN
     lacking = sorted(f"+{command}" for command in used - granted(rules))
-    assert not lacking, f"the README's ACL line lacks {' '.join(lacking)}"
+    assert not lacking, f"the docs' ACL line lacks {' '.join(lacking)}"
     needless = sorted(f"+{command}" for command in granted(rules) - used - unused)
-    assert not needless, f"the README's ACL line grants {' '.join(needless)}, which nothing used"
+    assert not needless, f"the docs' ACL line grants {' '.join(needless)}, which nothing used"
 
 
 def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[str]:

@@ -1,4 +1,4 @@
-"""The service (Watcher + Runner) against a real Redis: SPEC §2, service."""
+"""The service (Watcher + Runner) against a real Redis: docs/contract.rst §2, service."""
 
 from __future__ import annotations
 
