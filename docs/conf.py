@@ -45,5 +45,6 @@ try:
     html_theme = "furo"
 except ImportError:  # the docs extra brings furo; Sphinx's own theme otherwise
     html_theme = "alabaster"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["kamikaze.css"]
 html_show_sourcelink = False

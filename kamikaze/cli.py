@@ -96,6 +96,7 @@ def connection_params() -> tuple[click.Parameter, ...]:
             default="localhost",
             show_default=True,
             metavar="HOST",
+            help="The Redis server's host name or address.",
         ),
         EnvOption(
             ["--redis-port"],
@@ -104,6 +105,7 @@ def connection_params() -> tuple[click.Parameter, ...]:
             show_default=True,
             type=click.IntRange(1, 65535),
             metavar="PORT",
+            help="The Redis server's port.",
         ),
         EnvOption(
             ["--redis-password-file"],

@@ -19,7 +19,7 @@ from sphinx.util.docutils import SphinxDirective
 
 from kamikaze.cli import connection_params, main
 
-_DEFAULT_IN_HELP = re.compile(r"\s*\[default: (.*)\]\s*$")
+_DEFAULT_IN_HELP = re.compile(r"\s*\[default: (.*)\]\.?\s*$")
 
 
 def _options(scope: str) -> list[tuple[str, click.Option]]:
@@ -35,7 +35,7 @@ def _options(scope: str) -> list[tuple[str, click.Option]]:
         context = click.Context(command, parent=root)
         for param in command.get_params(context):
             if isinstance(param, click.Option) and id(param) not in shared:
-                if param.name != "help":
+                if not param.is_eager:  # --help
                     found.append((name, param))
     return found
 
@@ -55,10 +55,12 @@ def _default_cell(option: click.Option, help_text: str) -> str:
     if in_help:
         return in_help[1].replace("$", "``$").replace(", else ", "``, else ``") + "``"
     default = option.get_default(click.Context(main), call=False)
+    if option.is_eager:  # --help, --version
+        return " "
     if option.is_flag:
         return "off"
-    if default is None or default == ():
-        return "none"
+    if not isinstance(default, str | int | float) or default == "":
+        return "none"  # None, (), or click's own "unset" sentinel
     if isinstance(default, float) and default.is_integer():
         default = int(default)
     return _literal(str(default))
@@ -93,17 +95,18 @@ class OptionsTable(SphinxDirective):
         lines = [
             ".. list-table::",
             "   :header-rows: 1",
-            "   :widths: 28 26 18 28",
+            "   :widths: 40 20 40",
             "   :class: kamikaze-options",
             "",
-            "   * - option",
-            "     - environment",
+            "   * - option, environment variable",
             "     - default",
             "     - meaning",
         ]
-        for row in _rows(self.options.get("scope", "connection")):
-            lines.append(f"   * - {row[0]}")
-            lines += [f"     - {cell}" for cell in row[1:]]
+        for option, envvar, default, what in _rows(self.options.get("scope", "connection")):
+            lines.append(f"   * - {option}")
+            if envvar != "none":
+                lines += ["", f"       {envvar}"]
+            lines += [f"     - {default}", f"     - {what}"]
         container = nodes.container()
         self.state.nested_parse(StringList(lines, source="kamikaze-options"), 0, container)
         return list(container.children)
