@@ -36,6 +36,8 @@ autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_class_signature = "separated"
 python_use_unqualified_type_names = True
 
+# Options stay as typed: "--yes" must not become an en dash.
+smartquotes = False
 pygments_style = "default"
 html_title = f"Kamikaze {release}"
 html_short_title = "Kamikaze"

@@ -89,7 +89,9 @@ def _rows(scope: str) -> list[list[str]]:
 
 class OptionsTable(SphinxDirective):
     has_content = False
-    option_spec = {"scope": lambda text: directives.choice(text, ("global", "connection", "commands"))}
+    option_spec = {
+        "scope": lambda text: directives.choice(text, ("global", "connection", "commands"))
+    }
 
     def run(self) -> list[nodes.Node]:
         lines = [
@@ -115,7 +117,9 @@ class OptionsTable(SphinxDirective):
 def _plain_text(app: Sphinx, ctx: click.Context, lines: list[str]) -> None:
     """Help texts are plain text, not RST: `consumer(package, *ARGS, **KWARGS)`
     must not start emphasis."""
-    lines[:] = [line.replace("*", "\\*") for line in lines]
+    lines[:] = [
+        re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", line.replace("*", "\\*")) for line in lines
+    ]
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
