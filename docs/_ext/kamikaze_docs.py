@@ -8,7 +8,8 @@ environment variable and default, read from the click declarations of
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import click
 from docutils import nodes
@@ -34,9 +35,8 @@ def _options(scope: str) -> list[tuple[str, click.Option]]:
     for name, command in main.commands.items():
         context = click.Context(command, parent=root)
         for param in command.get_params(context):
-            if isinstance(param, click.Option) and id(param) not in shared:
-                if not param.is_eager:  # --help
-                    found.append((name, param))
+            if isinstance(param, click.Option) and id(param) not in shared and not param.is_eager:
+                found.append((name, param))  # not --help, which is eager
     return found
 
 
@@ -89,7 +89,7 @@ def _rows(scope: str) -> list[list[str]]:
 
 class OptionsTable(SphinxDirective):
     has_content = False
-    option_spec = {
+    option_spec: ClassVar[dict[str, Callable[[str], Any]]] = {
         "scope": lambda text: directives.choice(text, ("global", "connection", "commands"))
     }
 
