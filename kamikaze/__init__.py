@@ -16,7 +16,7 @@ def _forget_the_working_directory() -> None:
     """`python -m kamikaze` puts the working directory first on sys.path, so a
     typing.py or uvloop.py lying there would be imported instead of the real
     module. Drop it before anything else is imported: the consumer's own module
-    is imported from there explicitly (kamikaze.consumer, README: Security).
+    is imported from there explicitly (kamikaze.consumer, docs/security.rst).
 
     While `-m` locates this package, sys.argv[0] is "-m" and sys.orig_argv ends
     with the module's name and its arguments: `python -m otherpkg` that imports

@@ -63,10 +63,28 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
 
 def redis_failure(settings: Settings, exc: BaseException) -> Failure:
     """Exit 1 with one line; the traceback only at --loglevel DEBUG."""
-    from kamikaze.errors import redis_error_line
+    from kamikaze.errors import EMBEDDED_HINT, is_refused, redis_error_line
 
     log.debug("Redis error", exc_info=True)
-    return Failure(redis_error_line(settings, exc))
+    line = redis_error_line(settings, exc)
+    if is_refused(exc) and nothing_configured():
+        line += EMBEDDED_HINT
+    return Failure(line)
+
+
+# Where Redis is: when none of these was given, Kamikaze tried its default address.
+WHERE_OPTIONS = ("redis_url", "redis_host", "redis_port", "sentinels", "cluster", "embedded")
+
+
+def nothing_configured() -> bool:
+    """No option or environment variable said where Redis is."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    return all(
+        ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT)
+        for name in WHERE_OPTIONS
+    )
 
 
 def require_embedded(settings: Settings) -> None:
@@ -216,10 +234,22 @@ def remove(payload: str, settings: Settings) -> None:
 @connection_options
 @main.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array, top first.")
-def list_(as_json: bool, settings: Settings) -> None:
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Every member of the sorted set and its score as Redis holds them "
+    "(score, tab, member), expired and unparseable ones included.",
+)
+def list_(as_json: bool, raw: bool, settings: Settings) -> None:
     """Show live packages, top first."""
     from kamikaze import output
     from kamikaze.queue import Queue
+
+    if raw:
+        if as_json:
+            raise click.UsageError("--raw and --json exclude each other")
+        list_raw(settings)
+        return
 
     async def work() -> tuple[list[Any], float]:
         async with settings.client() as redis:
@@ -233,6 +263,50 @@ def list_(as_json: bool, settings: Settings) -> None:
         echo(output.table(packages, now))
     elif packages:
         echo(output.plain(packages, now))
+
+
+def list_raw(settings: Settings) -> None:
+    from kamikaze import output
+    from kamikaze.queue import Queue
+
+    async def work() -> list[tuple[bytes, bytes]]:
+        async with settings.client() as redis:
+            return await Queue(redis, settings.key).entries()
+
+    entries = run_redis(settings, work)
+    if entries:
+        echo(output.raw(entries, for_terminal=sys.stdout.isatty()))
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+@connection_options
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask: clear at once (needed in scripts).")
+def clear(yes: bool, settings: Settings) -> None:
+    """Delete every package of the queue at once, and signal the change.
+
+    The queue and its two index keys go in one atomic call; running
+    services call their consumers with None. On a terminal it asks first;
+    elsewhere it needs --yes.
+    """
+    from kamikaze.queue import Queue
+
+    if not yes:
+        if not stdin_is_terminal():
+            raise click.UsageError(
+                f"clear deletes every package of {settings.key!r}: add --yes to confirm"
+            )
+        click.confirm(f"Delete every package of {settings.key}?", abort=True, err=True)
+
+    async def work() -> int:
+        async with settings.client() as redis:
+            return await Queue(redis, settings.key).clear()
+
+    cleared = run_redis(settings, work)
+    log.info("cleared %d package%s from %s", cleared, "" if cleared == 1 else "s", settings.key)
 
 
 @connection_options
@@ -315,7 +389,10 @@ def service(
     def serving(stop: asyncio.Event) -> Any:
         return serve(settings, runner, stop, sweep_interval, metrics_port, metrics_host)
 
-    with runtime.shutdown_on_signals() as shutdown:
+    from kamikaze.environment import exported
+
+    # The consumer's Queue.from_environment() finds this queue on this server.
+    with runtime.shutdown_on_signals() as shutdown, exported(settings):
         try:
             if settings.embedded:
                 with settings.embedded_server().joined():

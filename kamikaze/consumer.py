@@ -36,7 +36,7 @@ class ConsumerError(ValueError):
 
 def resolve(path: str) -> Callable[..., Any]:
     """Import `module.attribute`; the module's top-level package or module may
-    come from the working directory, nothing else does (README: Security)."""
+    come from the working directory, nothing else does (docs/security.rst)."""
     _refuse_file_name(path)
     if "." not in path.strip(".") and ":" not in path:
         raise ConsumerError(f"consumer {path!r} is not of the form module.function")

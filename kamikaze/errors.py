@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from kamikaze.settings import Settings
 
 TIMED_OUT = "timed out"
+EMBEDDED_HINT = (
+    " (nothing configured, so the default address was tried; for the embedded server, "
+    "add --embedded or export KAMIKAZE_EMBEDDED=1)"
+)
 
 
 class OutcomeUnknown(ConnectionError):
@@ -41,6 +45,15 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
             why += " (does the server speak TLS on that port?)"
         return f"cannot connect to Redis at {settings.address}: {why}"
     return f"Redis at {settings.address} answered: {script_reply(str(exc))}"
+
+
+def is_refused(exc: BaseException) -> bool:
+    """A connection refused: nothing listens at that address."""
+    from redis.exceptions import ConnectionError
+
+    return isinstance(exc, ConnectionError | OSError) and connection_failure(exc) == os.strerror(
+        errno.ECONNREFUSED
+    )
 
 
 _SCRIPT_POSITION = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")

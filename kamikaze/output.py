@@ -87,3 +87,12 @@ def as_json(packages: Sequence[Package], now: float) -> str:
         )
         + "]"
     )
+
+
+def raw(entries: Sequence[tuple[bytes, bytes]], for_terminal: bool) -> str:
+    """Score, tab, member: as Redis holds them (`list --raw`)."""
+    return "\n".join(
+        f"{score.decode('ascii')}\t"
+        + _payload_text(member.decode("utf-8", "surrogateescape"), for_terminal)
+        for member, score in entries
+    )

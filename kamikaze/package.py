@@ -1,4 +1,4 @@
-"""The package: one queue entry, and the member format (docs: data layout).
+"""The package: one queue entry, and the member format of docs/contract.rst §1.
 
 A member is ``<expire_time>:<payload>``; the payload is everything after the
 first colon and an empty ``expire_time`` means the package never expires.

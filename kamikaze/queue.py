@@ -160,6 +160,17 @@ class Queue:
         settings.check()
         return cls(settings.client(), key, owns_client=True)
 
+    @classmethod
+    def from_environment(cls) -> Queue:
+        """A queue on its own client, configured by the KAMIKAZE_* variables
+        as the CLI would be; inside `kamikaze service`, the service's own
+        queue and server (the service exports its settings to its consumer)."""
+        from kamikaze.environment import settings_from_environment
+
+        settings = settings_from_environment()
+        settings.check()
+        return cls(settings.client(), settings.key, owns_client=True)
+
     async def __aenter__(self) -> Queue:
         return self
 
@@ -245,6 +256,12 @@ class Queue:
             removed += int(count)
             if int(cursor) == 0:
                 return removed
+
+    async def clear(self) -> int:
+        """Delete every package (the queue and its indexes, in one atomic
+        call) and signal the change; returns how many members there were.
+        Applied at most once, like every write."""
+        return int(await self._write("clear", [], "the clear"))
 
     async def top(self) -> Package | None:
         """The live top (None: the queue is empty), deleting expired packages
@@ -339,6 +356,22 @@ class Queue:
         self.skips.report(skipped)
         assert now is not None
         return live[:limit], now
+
+    async def entries(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+        """The sorted set's members and scores exactly as stored, in Redis'
+        order: expired packages and others' members included (what
+        `kamikaze list --raw` prints). Read in pages, like `listing()`."""
+        script = self._script("page")
+        after: list[bytes | str] = ["", ""]
+        found: list[tuple[bytes, bytes]] = []
+        page = PAGE_SIZE if limit is None else min(PAGE_SIZE, max(limit, 1))
+        while limit is None or len(found) < limit:
+            _sec, _usec, *flat = await script(keys=[self.key], args=[*after, page])
+            found += zip(flat[::2], flat[1::2], strict=True)
+            if len(flat) < 2 * page:
+                break
+            after = [flat[-1], flat[-2]]
+        return found[:limit]
 
     async def size(self, now: float | None = None) -> int:
         """Members in the queue; given the server time `now`, without the

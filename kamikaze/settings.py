@@ -61,10 +61,19 @@ class Settings:
         help="redis://, rediss:// or unix:// URL; wins over host and port.",
     )
     redis_host: str = option(
-        "localhost", flag="--redis-host", env="KAMIKAZE_REDIS_HOST", metavar="HOST"
+        "localhost",
+        flag="--redis-host",
+        env="KAMIKAZE_REDIS_HOST",
+        metavar="HOST",
+        help="The Redis server's host name or address.",
     )
     redis_port: int = option(
-        6379, flag="--redis-port", env="KAMIKAZE_REDIS_PORT", metavar="PORT", kind="port"
+        6379,
+        flag="--redis-port",
+        env="KAMIKAZE_REDIS_PORT",
+        metavar="PORT",
+        kind="port",
+        help="The Redis server's port.",
     )
     key: str = option(
         DEFAULT_KEY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
@@ -37,6 +38,14 @@ class SyncQueue:
             self._stop()
             raise
 
+    @classmethod
+    def from_environment(cls) -> SyncQueue:
+        """Configured by the KAMIKAZE_* variables, as Queue.from_environment()."""
+        from kamikaze.environment import settings_from_environment
+
+        options = dataclasses.asdict(settings_from_environment())
+        return cls(options.pop("redis_url"), options.pop("key"), **options)
+
     @property
     def key(self) -> str:
         return self._queue.key
@@ -52,6 +61,10 @@ class SyncQueue:
     def remove(self, payload: str) -> int:
         """Remove every package whose payload is exactly `payload`; returns the count."""
         return self._run(self._queue.remove(payload))
+
+    def clear(self) -> int:
+        """Delete every package at once; returns how many there were."""
+        return self._run(self._queue.clear())
 
     def packages(self, limit: int | None = None) -> list[Package]:
         """Live packages, top first."""

@@ -1,5 +1,5 @@
 """Redis URLs: only a URL that names one server unambiguously is used, and no
-message ever quotes one, since it may hold a password (README: Security).
+message ever quotes one, since it may hold a password (docs/security.rst).
 
 redis-py's parse_url does the parsing; what it lets through silently (no host,
 so localhost or --redis-host; a path that is not a database, so db 0) is

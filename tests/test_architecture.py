@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
     {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
     {"settings", "signals"},  # the declared options; change signals
+    {"environment"},  # the options in KAMIKAZE_* variables
     {"follower"},  # following the top
     {"queue"},  # the Python API
     {"sync", "sweep", "watch"},  # over the queue

@@ -1,13 +1,13 @@
-"""The README and contrib/ stay true to the code: every command, option,
-environment variable, metric and log field is documented, the RST renders
-without warnings, the Python examples run and print what the README says, and
-the systemd unit parses and builds a command line the CLI accepts."""
+"""The docs (README.rst and the pages of docs/) and contrib/ stay true to the
+code: the site builds without a warning, every command, option, environment
+variable, metric and log field is documented, the README renders, the Python
+examples compile, and the systemd unit parses and builds a command line the
+CLI accepts. tests/integration/test_docs_examples.py runs the examples."""
 
 from __future__ import annotations
 
 import ast
 import configparser
-import contextlib
 import dataclasses
 import inspect
 import io
@@ -18,9 +18,9 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 import tomllib
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import click
@@ -30,76 +30,96 @@ from kamikaze import Package, Queue, SyncQueue
 from kamikaze.cli import main
 from kamikaze.consumer import decode_arg, decode_kwargs, resolve
 from kamikaze.logs import JsonFormatter
-from kamikaze.settings import Settings
+from tests.docs_text import DOCS, README, ROOT, all_text, page, pages, python_blocks, section
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.rst").read_text(encoding="utf-8")
 UNIT = ROOT / "contrib" / "kamikaze@.service"
 ENV_EXAMPLE = ROOT / "contrib" / "kamikaze.env.example"
 UNIT_VARIABLES = {"KAMIKAZE_CONSUMER", "KAMIKAZE_CONSUMER_ARGS", "KAMIKAZE_CONSUMER_KWARGS"}
 SHELLS = ("bash", "zsh", "fish")
 
 
-# The README, taken apart --------------------------------------------------------------
-
-
-def section(title: str) -> str:
-    """A top-level section (title underlined with '='), up to the next one."""
-    lines = README.splitlines()
-    starts = [
-        i
-        for i in range(len(lines) - 1)
-        if lines[i].strip("=") and lines[i + 1] == "=" * len(lines[i])
-    ]
-    names = [lines[i] for i in starts]
-    assert title in names, f"no section {title!r} in README.rst: {names}"
-    start = starts[names.index(title)]
-    end = next((i for i in starts if i > start), len(lines))
-    return "\n".join(lines[start:end])
-
-
-def table_rows(text: str) -> list[str]:
-    """The rows of the list-tables in `text`."""
-    lines = text.splitlines()
-    tables = [
-        indented_block(lines, i + 1)
-        for i, line in enumerate(lines)
-        if line.startswith(".. list-table::")
-    ]
-    return [row for table in tables for row in re.split(r"^\* - ", table, flags=re.M)[1:]]
-
-
-def indented_block(lines: list[str], start: int) -> str:
-    """The block indented under lines[start - 1], dedented."""
-    block: list[str] = []
-    for line in lines[start:]:
-        if line.strip() and not line.startswith(" "):
-            break
-        block.append(line)
-    return textwrap.dedent("\n".join(block)).strip("\n") + "\n"
-
-
-def python_blocks(text: str = README) -> list[str]:
-    lines = text.splitlines()
-    return [
-        indented_block(lines, i + 1)
-        for i, line in enumerate(lines)
-        if line.strip() == ".. code-block:: python"
-    ]
-
-
-def example_after(marker: str) -> tuple[str, str]:
-    """The first Python block after `marker`, and the literal block after it
-    (what the README says it prints)."""
-    lines = README[README.index(marker) :].splitlines()
-    code_at = next(i for i, line in enumerate(lines) if line.strip() == ".. code-block:: python")
-    code = indented_block(lines, code_at + 1)
-    shown_at = next(i for i in range(code_at + 1, len(lines)) if lines[i].rstrip().endswith("::"))
-    return code, indented_block(lines, shown_at + 1)
-
-
-def mentioned(word: str, text: str = README) -> bool:
+def mentioned(word: str, text: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+# The site, built ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML site, built as a reader builds it, with warnings as errors."""
+    out = tmp_path_factory.mktemp("html")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(DOCS),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.rows: list[str] = []
+        self._row: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag == "tr":
+            self._row = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self._row is not None:
+            self.rows.append(" ".join(" ".join(self._row).split()))
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+        if self._row is not None:
+            self._row.append(data)
+
+
+def html_text(built: Path, name: str) -> _Text:
+    parser = _Text()
+    parser.feed((built / f"{name}.html").read_text(encoding="utf-8"))
+    return parser
+
+
+def test_the_site_builds_without_warnings(built: Path) -> None:
+    assert (built / "index.html").exists()
+
+
+def test_every_page_is_in_the_table_of_contents(built: Path) -> None:
+    index = (built / "index.html").read_text(encoding="utf-8")
+    for name in pages():
+        if name != "index":
+            assert f'href="{name}.html"' in index, name
+
+
+def test_the_readme_links_every_page() -> None:
+    readme = README.read_text(encoding="utf-8")
+    linked = set(re.findall(r"<docs/(\w+)\.rst>`_", readme))
+    assert linked == set(pages()) - {"index"}
+
+
+def test_the_cli_reference_is_generated_from_the_code(built: Path) -> None:
+    assert ".. click:: kamikaze.cli:main" in page("cli")
+    reference = " ".join("".join(html_text(built, "cli").parts).split())
+    for name in main.commands:
+        assert f"kamikaze {name}" in reference, name
 
 
 # The CLI, walked ----------------------------------------------------------------------
@@ -138,7 +158,7 @@ def option_id(item: tuple[str, click.Option]) -> str:
 
 @pytest.mark.parametrize("name", sorted(main.commands))
 def test_every_command_has_its_own_part_with_an_example(name: str) -> None:
-    commands = section("Commands")
+    commands = page("commands")
     assert re.search(rf"^{re.escape(name)}\n-+$", commands, re.M), f"no heading for {name}"
     assert f"$ kamikaze {name}" in commands, f"no example of kamikaze {name}"
 
@@ -147,18 +167,18 @@ def test_every_command_has_its_own_part_with_an_example(name: str) -> None:
 def test_every_option_is_documented(item: tuple[str, click.Option]) -> None:
     _, option = item
     for flag in option.opts + option.secondary_opts:
-        assert mentioned(flag), f"{flag} is not in README.rst"
+        assert mentioned(flag, all_text()), f"{flag} is not in the docs"
 
 
 @pytest.mark.parametrize("envvar", sorted(with_envvar()))
-def test_every_environment_variable_is_in_the_configuration_table(envvar: str) -> None:
+def test_every_environment_variable_is_in_the_configuration_table(envvar: str, built: Path) -> None:
     option = with_envvar()[envvar]
     rows = [
         row
-        for row in table_rows(section("Configuration"))
-        if re.search(rf"``{envvar}(=\w+)?``", row)
+        for row in html_text(built, "configuration").rows
+        if re.search(rf"(?<![\w]){envvar}(=1)?(?![\w])", row)
     ]
-    assert len(rows) == 1, f"{envvar}: {len(rows)} rows in the configuration table"
+    assert len(rows) == 1, f"{envvar}: {len(rows)} rows in the configuration tables"
     (row,) = rows
     assert mentioned(option.opts[0], row), f"{envvar}'s row does not name {option.opts[0]}"
     default = option.get_default(click.Context(main), call=False)
@@ -166,18 +186,18 @@ def test_every_environment_variable_is_in_the_configuration_table(envvar: str) -
         texts = {str(default)}
         if isinstance(default, float) and default.is_integer():
             texts.add(str(int(default)))
-        assert any(f"``{text}``" in row for text in texts), f"{envvar}: default {default!r}"
+        assert any(mentioned(text, row) for text in texts), f"{envvar}: default {default!r}"
 
 
-def test_every_option_without_a_variable_is_in_the_configuration_table() -> None:
-    configuration = section("Configuration")
+def test_every_option_without_a_variable_is_in_the_configuration_table(built: Path) -> None:
+    rows = " ".join(html_text(built, "configuration").rows)
     for _, option in options():
         if option.envvar is None:
-            assert mentioned(option.opts[-1], configuration), option.opts
+            assert mentioned(option.opts[-1], rows), option.opts
 
 
-def test_no_environment_variable_in_the_readme_is_made_up() -> None:
-    """Each KAMIKAZE_* name in the README is read by the CLI, the code, the
+def test_no_environment_variable_in_the_docs_is_made_up() -> None:
+    """Each KAMIKAZE_* name in the docs is read by the CLI, the code, the
     tests or the systemd unit."""
     sources = [*ROOT.glob("kamikaze/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
     known = set(with_envvar()) | {
@@ -186,7 +206,7 @@ def test_no_environment_variable_in_the_readme_is_made_up() -> None:
         if path.resolve() != Path(__file__).resolve()
         for name in re.findall(r"KAMIKAZE_[A-Z_]+", path.read_text(encoding="utf-8"))
     }
-    used = set(re.findall(r"(?<![A-Z_])KAMIKAZE_[A-Z_]+", README))
+    used = set(re.findall(r"(?<![A-Z_])KAMIKAZE_[A-Z_]+", all_text()))
     assert used - known == set()
 
 
@@ -194,10 +214,14 @@ def test_no_environment_variable_in_the_readme_is_made_up() -> None:
 
 
 def test_every_python_example_compiles() -> None:
-    blocks = python_blocks()
-    assert len(blocks) >= 6
-    for block in blocks:
-        compile(block, "README.rst", "exec")
+    texts = {"README.rst": README.read_text(encoding="utf-8")}
+    texts |= {f"docs/{name}.rst": page(name) for name in pages()}
+    compiled = 0
+    for source, text in texts.items():
+        for block in python_blocks(text):
+            compile(block.body, source, "exec")
+            compiled += 1
+    assert compiled >= 8
 
 
 # Names that are public in Python but not part of the documented API.
@@ -206,16 +230,24 @@ INTERNAL = {"reconcile_step", "sizes", "create", "from_member"}
 
 @pytest.mark.parametrize("cls", [Queue, SyncQueue, Package], ids=lambda cls: cls.__name__)
 def test_the_public_api_is_documented(cls: type) -> None:
-    api = section("Python API") + section("Writing a consumer")
+    api = page("api") + page("consumer")
     public = {name for name in vars(cls) if not name.startswith("_")}
     if dataclasses.is_dataclass(cls):
         public |= {field.name for field in dataclasses.fields(cls)}
     for name in public - INTERNAL:
-        assert mentioned(name, api), f"{cls.__name__}.{name} is not in README.rst"
+        assert mentioned(name, api), f"{cls.__name__}.{name} is not in docs/api.rst"
+
+
+def test_the_api_reference_is_generated_from_the_code(built: Path) -> None:
+    api = page("api")
+    for name in ("Queue", "SyncQueue", "Package", "TopReading", "OutcomeUnknown", "Settings"):
+        assert re.search(rf"^\.\. auto(class|exception):: kamikaze\.{name}$", api, re.M), name
+    reference = " ".join(html_text(built, "api").parts)
+    assert inspect.getdoc(Queue.clear).splitlines()[0].split()[0] in reference  # type: ignore[union-attr]
 
 
 def test_the_package_table_names_real_attributes() -> None:
-    consumer = section("Writing a consumer")
+    consumer = page("consumer")
     table = consumer[consumer.index("0.1.x's interface") : consumer.index("Two packages")]
     first_column = [re.split(r"\s{2,}", line)[0] for line in table.splitlines()]
     names = [name for cell in first_column for name in re.findall(r"``(\w+)", cell)]
@@ -224,28 +256,6 @@ def test_the_package_table_names_real_attributes() -> None:
     for name in names:
         assert hasattr(package, name), name
     assert inspect.signature(Package.ttl).parameters["now"].default is None
-
-
-def run_example(code: str, settings: Settings) -> str:
-    """Run a README example on a throwaway server and queue; return its output."""
-    assert settings.redis_url is not None
-    url = '"redis://localhost:6379/0"'
-    assert url in code
-    code = code.replace(url, f"{settings.redis_url!r}, {settings.key!r}")
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(code, "README.rst", "exec"), {"__name__": "__main__"})
-    return output.getvalue()
-
-
-def test_the_api_examples_print_what_the_readme_shows(settings: Settings) -> None:
-    producer, shown = example_after("Producers: ``Queue``")
-    assert run_example(producer, settings) == shown
-    # Then, as the README's Queue.watch() example shows, backup-db goes away.
-    with SyncQueue(settings.redis_url, settings.key) as queue:
-        queue.remove("backup-db")
-    script, shown = example_after("Scripts: ``SyncQueue``")
-    assert run_example(script, settings) == shown
 
 
 # Operations -----------------------------------------------------------------------------
@@ -261,7 +271,7 @@ def test_every_metric_is_documented() -> None:
         and re.fullmatch(r"kamikaze_[a-z_]+", node.value)
     }
     assert len(names) >= 8
-    operations = section("Operations")
+    operations = page("operations")
     for name in names:
         assert f"``{name}``" in operations, name
 
@@ -271,7 +281,7 @@ def test_the_health_and_metrics_paths_are_documented() -> None:
 
     paths = {resource.canonical for resource in metrics_app(Metrics("k")).router.resources()}
     assert {"/metrics", "/health", "/healthz"} <= paths
-    operations = section("Operations")
+    operations = page("operations")
     for path in paths:
         assert mentioned(path, operations), path
     assert "503" in operations and "200" in operations
@@ -285,8 +295,7 @@ def test_every_json_log_field_is_documented() -> None:
             {"msg": "m", "levelname": "ERROR", "exc_info": sys.exc_info(), "stack_info": "s"}
         )
     fields = json.loads(JsonFormatter().format(record))
-    logs = section("Operations")
-    logs = logs[logs.index("Logs\n----") : logs.index("Shell completion\n")]
+    logs = section(page("operations"), "Logs")
     for field in fields:
         assert f"``{field}``" in logs, field
 
@@ -303,7 +312,7 @@ def test_shell_completion_is_documented_as_click_generates_it(shell: str) -> Non
 
     assert get_completion_class(shell) is not None
     variable = "_KAMIKAZE_COMPLETE"  # click: _{PROG_NAME}_COMPLETE
-    assert f"{variable}={shell}_source kamikaze" in section("Operations")
+    assert f"{variable}={shell}_source kamikaze" in page("operations")
     script = installed_script()
     if not script.exists():
         pytest.skip(f"{script} is not installed")
@@ -313,14 +322,14 @@ def test_shell_completion_is_documented_as_click_generates_it(shell: str) -> Non
     assert "_kamikaze_completion" in result.stdout
 
 
-# The RST itself ---------------------------------------------------------------------------
+# The README's RST, as GitHub and PyPI render it ---------------------------------------
 
 
 def test_the_readme_renders_without_warnings() -> None:
     core = pytest.importorskip("docutils.core")
     warnings = io.StringIO()
     core.publish_doctree(
-        README,
+        README.read_text(encoding="utf-8"),
         source_path="README.rst",
         settings_overrides={
             "report_level": 2,  # warnings and worse
@@ -385,7 +394,7 @@ def test_the_unit_and_its_env_example_agree_with_the_cli() -> None:
     assert named >= UNIT_VARIABLES
     assert named - UNIT_VARIABLES <= set(with_envvar())
     for name in UNIT_VARIABLES:
-        assert mentioned(name, section("Operations")), name
+        assert mentioned(name, page("operations")), name
 
 
 def expand(command: str, env: dict[str, str]) -> list[str]:

@@ -1,16 +1,17 @@
-"""The README's least-privilege ACL user (Security), put through every command
+"""The least-privilege ACL user of docs/security.rst, put through every command
 and every public method of the Python API; shared by test_acl.py (one server)
 and test_cluster.py.
 
 What the user was refused comes from ACL LOG; what it ran comes from INFO
 commandstats (commands run inside scripts included). Together they derive the
-README's command list: a command used but not granted fails, and so does one
+docs' command list: a command used but not granted fails, and so does one
 granted but used by nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ from kamikaze.cli import main
 from kamikaze.keys import companion_key
 from tests.integration.processes import Service, run
 
-README = Path(__file__).parents[2] / "README.rst"
+SECURITY = Path(__file__).parents[2] / "docs" / "security.rst"
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
 FAR = 4102444800.0  # 2100-01-01: a package as 0.1.x wrote it, alive all test long
 # Sent by every connection before it authenticates (HELLO carries AUTH).
@@ -39,25 +40,25 @@ SENT_WHEN_IDLE = {"ping"}
 
 
 def readme_acl_line() -> str:
-    """The README's line, from the user's name on: `kamikaze on >PASSWORD ...`."""
-    readme = README.read_text()
+    """The docs' line, from the user's name on: `kamikaze on >PASSWORD ...`."""
+    readme = SECURITY.read_text()
     line = next(line.strip() for line in readme.splitlines() if "ACL SETUSER kamikaze" in line)
     return line.split("ACL SETUSER ", 1)[1]
 
 
 def readme_cluster_rules() -> list[str]:
-    """What the README says to add on a Redis Cluster."""
-    text = " ".join(README.read_text().split())
+    """What docs/security.rst says to add on a Redis Cluster."""
+    text = " ".join(SECURITY.read_text().split())
     found = re.search(r"On a Redis Cluster also add ``([^`]+)``", text)
-    assert found, "the README no longer says what to add on a Redis Cluster"
+    assert found, "docs/security.rst no longer says what to add on a Redis Cluster"
     return found[1].split()
 
 
 def key_patterns(key: str) -> str:
-    """The keys and channel of the queue `key`, by the README's rule for another --key."""
+    """The keys and channel of the queue `key`, by the docs' rule for another --key."""
     templates = {
         comment.strip(): template.strip()
-        for line in README.read_text().splitlines()
+        for line in SECURITY.read_text().splitlines()
         if line.strip().startswith("~NAME ")
         for template, comment in [line.split("#", 1)]
     }
@@ -68,10 +69,10 @@ def key_patterns(key: str) -> str:
 
 
 def acl_rules(key: str, password: str) -> list[str]:
-    """The README's rules (without the user's name) for the queue `key`."""
+    """The docs' rules (without the user's name) for the queue `key`."""
     _user, rules = readme_acl_line().split(" ", 1)
     mine = key_patterns("kamikaze")
-    assert mine in rules, f"the README's line does not follow its own rule: {mine}"
+    assert mine in rules, f"the docs' line does not follow its own rule: {mine}"
     return rules.replace(mine, key_patterns(key)).replace("PASSWORD", password).split()
 
 
@@ -92,7 +93,7 @@ def check_grants(admins: Iterable[redis.Redis], rules: list[str], unused: set[st
     `unused` was needed."""
     admins = list(admins)
     refused = [(entry["reason"], entry["object"]) for a in admins for entry in a.acl_log()]
-    assert refused == [], f"the README's ACL user was refused: {refused}"
+    assert refused == [], f"the docs' ACL user was refused: {refused}"
     ran = {
         name.removeprefix("cmdstat_")
         for admin in admins
@@ -101,9 +102,9 @@ def check_grants(admins: Iterable[redis.Redis], rules: list[str], unused: set[st
     }
     used = ran - HANDSHAKE - ADMIN
     lacking = sorted(f"+{command}" for command in used - granted(rules))
-    assert not lacking, f"the README's ACL line lacks {' '.join(lacking)}"
+    assert not lacking, f"the docs' ACL line lacks {' '.join(lacking)}"
     needless = sorted(f"+{command}" for command in granted(rules) - used - unused)
-    assert not needless, f"the README's ACL line grants {' '.join(needless)}, which nothing used"
+    assert not needless, f"the docs' ACL line grants {' '.join(needless)}, which nothing used"
 
 
 def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[str]:
@@ -131,9 +132,15 @@ def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[st
     assert "removed 1 package " in ok("remove", "job")
     service.expect("Queue is empty")
     watch.expect(" 0 packages")
+    ok("push", "left", "100", "1")
+    service.expect("Consuming 'left'")
+    assert ok("list", "--raw").endswith(":left\n")
+    assert "cleared 1 package " in ok("clear", "--yes")
+    service.expect("Queue is empty")
+    watch.expect(" 0 packages")
     for process in (service, watch):
         assert process.stop(signal.SIGTERM)[0] == 0
-    return {"service", "watch", "push", "list", "remove"}
+    return {"service", "watch", "push", "list", "remove", "clear"}
 
 
 def commands_that_talk_to_redis() -> set[str]:
@@ -161,9 +168,12 @@ async def call_every_queue_method(
 ) -> set[str]:
     """Every public method of Queue, as the user; `admin` writes as 0.1.x did.
     Returns the names used."""
-    names = {"connect"}
+    names = {"connect", "from_environment"}
     queue: Any = Calls(Queue.connect(url, key, **options), names)
     try:
+        with the_environment_of(url, key, options):
+            async with Queue.from_environment() as same:
+                assert await same.top() is None
         await queue.push_many([("b", 100, 2), ("brief", 0.2, 1)])
         await queue.push("a", 100, 3)
         assert (await queue.top()).payload == "brief"
@@ -191,8 +201,11 @@ async def call_every_queue_method(
         await queue.push("c", 100, 0)
         assert (await anext(changes)).payload == "c"
         await changes.aclose()
-        for payload in ("a", "b", "c"):
+        for payload in ("a", "b"):
             assert await queue.remove(payload) == 1
+        assert [member[-2:] for member, _ in await queue.entries()] == [b":c"]
+        assert await queue.clear() == 1
+        assert await queue.size() == 0
     finally:
         await queue.aclose()
     return names
@@ -204,16 +217,32 @@ async def reconcile(queue: Any, walked: str) -> None:
         cursor, _changed = await queue.reconcile_step(walked, cursor or 0)
 
 
+def the_environment_of(url: str, key: str, options: dict[str, Any]) -> Any:
+    """os.environ as a service with these settings exports it to its consumer."""
+    from unittest import mock
+
+    from kamikaze.environment import export_settings
+    from kamikaze.settings import Settings
+
+    environ = dict(os.environ)
+    export_settings(Settings(redis_url=url, key=key, **options), environ)
+    return mock.patch.dict(os.environ, environ, clear=True)
+
+
 def call_every_sync_queue_method(url: str, key: str, **options: Any) -> set[str]:
-    names: set[str] = set()
+    names: set[str] = {"from_environment"}
     sync: Any = Calls(SyncQueue(url, key, **options), names)
     try:
+        with the_environment_of(url, key, options), SyncQueue.from_environment() as same:
+            assert same.top() is None
         assert sync.key == key
         sync.push("s1", 100, 1)
         sync.push_many([("s2", 100, 0)])
         assert sync.top().payload == "s2"
         assert [p.payload for p in sync.packages()] == ["s2", "s1"]
-        assert sync.remove("s1") == sync.remove("s2") == 1
+        assert sync.remove("s1") == 1
+        assert sync.clear() == 1
+        assert sync.packages() == []
     finally:
         sync.close()
     return names

@@ -1,4 +1,4 @@
-"""The CLI as a real process against a real Redis: SPEC §1-§3 end to end."""
+"""The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end."""
 
 from __future__ import annotations
 
@@ -231,7 +231,7 @@ async def test_push_json_lines_writes_nothing_of_a_bad_batch(
 async def test_a_mistyped_option_or_dash_is_exit_2_and_changes_nothing(
     env: dict[str, str], redis: Any, settings: Settings, args: list[str], error: str
 ) -> None:
-    """README: Commands > push: an argument that starts with '-' is a value only
+    """docs/commands.rst, push: an argument that starts with '-' is a value only
     if it is a number or follows '--'."""
     assert run("push", "--", "--embeded", "100", "-1", env=env).returncode == 0
     before = await redis.zrange(settings.key, 0, -1, withscores=True)
@@ -250,7 +250,7 @@ SECRET = "S3cretPW"
 
 @pytest.mark.parametrize("log_format", ["human", "json"])
 def test_the_service_refuses_a_malformed_url_without_showing_the_password(log_format: str) -> None:
-    """README: Security. The service's start line and JSON logs once showed such a URL whole."""
+    """docs/security.rst. The service's start line and JSON logs once showed such a URL whole."""
     dead = free_port()
     # Had the URL been taken for "no host", --redis-port would be used: a dead one, never 6379.
     env = kamikaze_env(

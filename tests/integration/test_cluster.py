@@ -324,7 +324,7 @@ def test_watch_follows_a_queue_in_the_cluster(cluster: Cluster, services: list[S
 async def test_the_readme_user_runs_every_command_and_method_on_the_cluster(
     cluster: Cluster, services: list[Service], user: str, key: str
 ) -> None:
-    """The README's line plus what it says to add on a cluster, on every node."""
+    """The line of docs/security.rst plus what it says to add on a cluster, on every node."""
     rules = acl_rules(key, "cluster-pw") + readme_cluster_rules()
     cluster.slot_map(refresh=True)
     with contextlib.ExitStack() as stack:

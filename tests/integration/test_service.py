@@ -1,4 +1,4 @@
-"""The service (Dispatcher + Runner) against a real Redis: SPEC §2, service."""
+"""The service (Dispatcher + Runner) against a real Redis: docs/contract.rst §2, service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sweep and the expiry index: SPEC §1 (extra keys) and §2 (sweeping)."""
+"""The sweep and the expiry index: docs/contract.rst §1 (extra keys) and §2 (sweeping)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Only the consumer's own module comes from the working directory (issue 12.2,
-README: Security): a stray module lying there that is named like a standard or
+docs/security.rst): a stray module lying there that is named like a standard or
 an installed one is never imported, whenever it would be, by real processes
 started with the `kamikaze` command or with `python -m kamikaze`.
 """
@@ -63,7 +63,7 @@ def test_modules_in_the_working_directory_never_shadow_real_ones(
     names = importable_names()
     if entry == "python -m kamikaze":
         # Python itself looks `kamikaze` up in the working directory first, before
-        # any of Kamikaze's code runs (README: Security); nothing else may come from there.
+        # any of Kamikaze's code runs (docs/security.rst); nothing else may come from there.
         names.discard("kamikaze")
     plant(project, markers, names)
     (project / "my_consumer.py").write_text(CONSUMER)

@@ -286,7 +286,7 @@ SECRET = "S3cretPW"
 def test_a_url_that_names_no_server_unambiguously_is_exit_2_without_the_password(
     url: str, reason: str, source: str, no_redis: None
 ) -> None:
-    """README: Security. The password stays out of every line, DEBUG included."""
+    """docs/security.rst. The password stays out of every line, DEBUG included."""
     if source == "option":
         result = invoke(["--loglevel", "DEBUG", "list", "--redis-url", url])
         culprit = "'--redis-url'"
@@ -393,7 +393,7 @@ def test_push_writes_nothing_to_stdout(fake: fakeredis.FakeRedis) -> None:
 
 
 def test_payload_starting_with_dash(fake: fakeredis.FakeRedis) -> None:
-    assert invoke(["push", "--", "-x", "10", "1"]).exit_code == 0  # README: push
+    assert invoke(["push", "--", "-x", "10", "1"]).exit_code == 0  # docs/commands.rst: push
     [member] = fake.zrange("kamikaze", 0, -1)
     assert member.endswith(b":-x")
 

@@ -1,4 +1,4 @@
-"""How push and remove read their arguments (README: Commands > push, remove):
+"""How push and remove read their arguments (docs/commands.rst: push, remove):
 an argument that starts with '-' is a value only when it is a number or
 follows '--'; any other is an unknown option, and nothing reaches Redis.
 """

@@ -1,5 +1,5 @@
 """The embedded server's directories and messages, without a server (issue 12.3,
-README: The embedded server, Security). The end-to-end tests are in
+docs/operations.rst: The embedded server; docs/security.rst). The end-to-end tests are in
 tests/integration/test_embedded.py.
 """
 

@@ -1,4 +1,4 @@
-"""Package: the member format `<expire_time>:<payload>` of SPEC §1."""
+"""Package: the member format `<expire_time>:<payload>` of docs/contract.rst §1."""
 
 from __future__ import annotations
 

@@ -579,7 +579,7 @@ def test_companion_key_rejects_brace_without_tag(key: str) -> None:
         companion_key(key, "x")
 
 
-# Walks that go on after an entry, not a rank (README: "What you can rely on") ---------------
+# Walks that go on after an entry, not a rank (docs/guarantees.rst) ---------------
 
 
 def inject_after(queue: Queue, name: str, write: Any) -> None:

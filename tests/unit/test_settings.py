@@ -115,7 +115,7 @@ def test_sentinels_from_the_environment_are_comma_separated(
     assert seen[0].sentinel_master == "m"
 
 
-# URLs that do not name one server unambiguously (README: Security) ---------------------
+# URLs that do not name one server unambiguously (docs/security.rst) ---------------------
 
 SECRET = "S3cretPW"
 
