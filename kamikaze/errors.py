@@ -35,7 +35,8 @@ def redis_error_line(settings: Settings, exc: BaseException) -> str:
     return f"Redis at {settings.address} answered: {script_reply(str(exc))}"
 
 
-_SCRIPT_POSITION = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")
+# Redis: "script: <sha>, on @user_script:12."; Valkey: "script: on @user_script:12."
+_SCRIPT_POSITION = re.compile(r"\s*script: (?:[0-9a-f]{40}, )?on @user_script:\d+\.?$")
 
 
 def script_reply(text: str) -> str:

@@ -187,6 +187,9 @@ def _client_options() -> dict[str, Any]:
         # redis-py 8 asks every new connection for maintenance notifications
         # (a round trip, refused by Redis 7); we need none.
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+        # Nor CLIENT SETINFO on every connection: Redis 7.2+ and Valkey would refuse
+        # it to the README's least-privilege user and log each refusal in ACL LOG.
+        "driver_info": None,
     }
 
 
