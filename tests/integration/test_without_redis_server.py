@@ -69,9 +69,7 @@ def test_the_path_has_no_redis_server(tmp_path: Path) -> None:
     ],
     ids=["acl", "sentinel", "cluster"],
 )
-def test_runs_on_the_embedded_server_without_a_closing_line(
-    tmp_path: Path, selection: str
-) -> None:
+def test_runs_on_the_embedded_server_without_a_closing_line(tmp_path: Path, selection: str) -> None:
     result = pytest_without_redis(tmp_path, selection)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = last_lines(result, 1)[0]
