@@ -53,7 +53,8 @@ def server_binaries() -> dict[str, str]:
 
 
 # What a kind of server lacks for some tests; every kind runs ACL users, unix sockets,
-# replication, Sentinel (`--sentinel`) and Cluster mode. A custom binary is trusted.
+# replication, Sentinel (`--sentinel`) and Cluster mode. redis-server as packaged
+# has TLS; a custom binary is trusted to.
 TLS = "TLS"
 LACKS: dict[str, frozenset[str]] = {"embedded": frozenset({TLS})}
 PROVIDERS = {TLS: ("redis-server with TLS", "apt-get install redis-server")}
@@ -79,8 +80,9 @@ def own_server_binary() -> str:
 def missing(feature: str, count: int = 0) -> str:
     """What `count` tests (or one, with 0) need for `feature` and how to get it."""
     need, how = PROVIDERS[feature]
-    if shutil.which("redis-server"):  # there, but KAMIKAZE_TEST_SERVER leaves it out
-        how = f"KAMIKAZE_TEST_SERVER={os.environ.get('KAMIKAZE_TEST_SERVER')} leaves it out"
+    wanted = os.environ.get("KAMIKAZE_TEST_SERVER")
+    if wanted and shutil.which("redis-server"):  # there, but left out
+        how = f"KAMIKAZE_TEST_SERVER={wanted} leaves it out"
     they = "they need" if count > 1 else "it needs" if count else "needs"
     return f"{they} {need} ({how})"
 
