@@ -57,6 +57,9 @@ def client_options() -> dict[str, Any]:
         # redis-py 8 asks every new connection for maintenance notifications
         # (a round trip, refused by Redis 7); we need none.
         "maint_notifications_config": MaintNotificationsConfig(enabled=False),
+        # Nor CLIENT SETINFO on every connection: Redis 7.2+ and Valkey would refuse
+        # it to the least-privilege user (docs/security.rst) and log each refusal.
+        "driver_info": None,
     }
 
 

@@ -56,7 +56,8 @@ def is_refused(exc: BaseException) -> bool:
     )
 
 
-_SCRIPT_POSITION = re.compile(r"\s*script: [0-9a-f]{40}, on @user_script:\d+\.?$")
+# Redis: "script: <sha>, on @user_script:12."; Valkey: "script: on @user_script:12."
+_SCRIPT_POSITION = re.compile(r"\s*script: (?:[0-9a-f]{40}, )?on @user_script:\d+\.?$")
 
 
 def script_reply(text: str) -> str:

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
 from kamikaze.settings import Settings
-from tests.servers import RedisServer, server_binaries
+from tests.servers import RedisServer, missing_servers, server_binaries
 
 _keys = itertools.count()
 
@@ -31,3 +31,17 @@ async def redis(settings: Settings) -> AsyncIterator[object]:
     client = settings.client()
     yield client
     await client.aclose()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Generator[None]:
+    """After the short test summary: how many tests skipped for want of which server."""
+    yield
+    reasons = [
+        str(report.longrepr[2]).removeprefix("Skipped: ")
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple)
+    ]
+    line = missing_servers(reasons)
+    if line:
+        terminalreporter.write_line(line, yellow=True)

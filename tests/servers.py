@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -48,6 +50,58 @@ def server_binaries() -> dict[str, str]:
     if os.path.exists(wanted):
         return {"custom": wanted}
     raise RuntimeError(f"KAMIKAZE_TEST_SERVER={wanted!r}: no such server here")
+
+
+# What a kind of server lacks for some tests; every kind runs ACL users, unix sockets,
+# replication, Sentinel (`--sentinel`) and Cluster mode. redis-server as packaged
+# has TLS; a custom binary is trusted to.
+TLS = "TLS"
+LACKS: dict[str, frozenset[str]] = {"embedded": frozenset({TLS})}
+PROVIDERS = {TLS: ("redis-server with TLS", "apt-get install redis-server")}
+
+
+def server_binary(feature: str | None = None) -> str | None:
+    """The binary for servers a test starts itself (ACL, TLS, Sentinel, Cluster,
+    restarts): the first kind under test (redis-server before the embedded Valkey)
+    that has `feature`; None if none has."""
+    for kind, binary in server_binaries().items():
+        if feature not in LACKS.get(kind, frozenset()):
+            return binary
+    return None
+
+
+def own_server_binary() -> str:
+    """The binary for a test's own plain servers, replicas, sentinels and clusters."""
+    binary = server_binary()
+    assert binary, "server_binaries() finds at least one"
+    return binary
+
+
+def missing(feature: str, count: int = 0) -> str:
+    """What `count` tests (or one, with 0) need for `feature` and how to get it."""
+    need, how = PROVIDERS[feature]
+    wanted = os.environ.get("KAMIKAZE_TEST_SERVER")
+    if wanted and shutil.which("redis-server"):  # there, but left out
+        how = f"KAMIKAZE_TEST_SERVER={wanted} leaves it out"
+    they = "they need" if count > 1 else "it needs" if count else "needs"
+    return f"{they} {need} ({how})"
+
+
+def needs(feature: str) -> pytest.MarkDecorator:
+    """Skip unless some server under test has `feature` (see `missing_servers`)."""
+    return pytest.mark.skipif(server_binary(feature) is None, reason=missing(feature))
+
+
+def missing_servers(skip_reasons: list[str]) -> str | None:
+    """The closing line for the skip reasons of a run: how many tests skipped for
+    want of which server, and how to get it; None if none did."""
+    counts = {feature: skip_reasons.count(missing(feature)) for feature in PROVIDERS}
+    parts = [
+        f"{count} test{'s' if count > 1 else ''} skipped: {missing(feature, count)}"
+        for feature, count in counts.items()
+        if count
+    ]
+    return "; ".join(parts) or None
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Real Redis topologies on loopback for the integration tests: a TLS server, a
-Sentinel set (master, replica, three sentinels) and a three-master Cluster.
+Sentinel set (master, replica, three sentinels) and a three-master Cluster, from
+the server binary `tests.servers.server_binary` picks (redis-server, else the
+embedded Valkey; TLS only from a binary that has it), driven by redis-py alone.
 
 Same rules as `tests.servers`: every process has its own temp directory (`--save ''`,
 log file inside), is stopped by pid (SIGTERM, then SIGKILL), `remove()` deletes the
@@ -22,14 +24,14 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
 import redis
 
-from tests.servers import free_port
+from tests.servers import TLS, free_port, missing, own_server_binary, server_binary
 
 __all__ = [
     "Certs",
@@ -39,9 +41,8 @@ __all__ = [
     "SentinelSet",
     "TlsServer",
     "cluster_port",
+    "create_cluster",
     "make_certs",
-    "redis_server_binary",
-    "sentinel_command",
     "stop_all",
 ]
 
@@ -62,20 +63,11 @@ def _kill_leftovers() -> None:
         _LIVE.discard(process)
 
 
-def redis_server_binary() -> str:
-    binary = shutil.which("redis-server")
+def tls_binary() -> str:
+    binary = server_binary(TLS)
     if binary is None:
-        raise RuntimeError("redis-server is not on PATH")
+        raise RuntimeError(f"a TLS server {missing(TLS)}")
     return binary
-
-
-def sentinel_command(config: Path) -> list[str]:
-    """`redis-sentinel CONFIG` if there is one, else the identical
-    `redis-server CONFIG --sentinel`."""
-    binary = shutil.which("redis-sentinel")
-    if binary:
-        return [binary, str(config)]
-    return [redis_server_binary(), str(config), "--sentinel"]
 
 
 def _tempdir(prefix: str = "kamikaze-topo-") -> Path:
@@ -346,7 +338,7 @@ class Node(Started):
     password: str | None = None
     extra_args: tuple[str, ...] = ()
     port_picker: Callable[[], int] = free_port
-    binary: str = field(default_factory=redis_server_binary)
+    binary: str = field(default_factory=own_server_binary)
     dir: Path = field(default_factory=_tempdir)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _auto_port: bool = field(default=False, init=False, repr=False)
@@ -516,6 +508,7 @@ class TlsServer(Node):
     """A redis-server that speaks TLS only (`--port 0 --tls-port PORT`)."""
 
     certs: Certs
+    binary: str = field(default_factory=tls_binary)
     require_client_cert: bool = False
 
     def listen_args(self) -> list[str]:
@@ -598,7 +591,8 @@ class SentinelNode(Node):
         if self.master_password:
             lines.append(f"sentinel auth-pass {name} {self.master_password}")
         self.config_path.write_text("\n".join(lines) + "\n")
-        return [*sentinel_command(self.config_path), *self.extra_args]
+        # `redis-sentinel CONFIG` is the same binary as `redis-server CONFIG --sentinel`
+        return [self.binary, str(self.config_path), "--sentinel", *self.extra_args]
 
 
 # -- Sentinel -------------------------------------------------------------------------
@@ -775,11 +769,27 @@ def _left(deadline: float) -> float:
     return max(0.1, deadline - time.monotonic())
 
 
+def create_cluster(nodes: Sequence[Node]) -> None:
+    """What `redis-cli --cluster create ... --cluster-replicas 0` does, through
+    each node's own client (TLS or not): contiguous slot ranges, a distinct config
+    epoch each, then every node meets the first. The caller waits for
+    cluster_state:ok."""
+    bounds = [CLUSTER_SLOTS * i // len(nodes) for i in range(len(nodes) + 1)]
+    for epoch, node in enumerate(nodes, start=1):
+        with node.client() as client:
+            first, last = bounds[epoch - 1], bounds[epoch] - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+            client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
+    with nodes[0].client() as client:
+        for node in nodes[1:]:
+            client.execute_command("CLUSTER", "MEET", HOST, node.port)
+
+
 # -- Cluster --------------------------------------------------------------------------
 
 
 class Cluster(Started):
-    """`masters` cluster nodes (no replicas), joined with `redis-cli --cluster create`.
+    """`masters` cluster nodes (no replicas), joined by `create_cluster`.
 
     `start()` returns once every node reports cluster_state:ok, all 16384 slots
     assigned and knows every other node.
@@ -815,7 +825,7 @@ class Cluster(Started):
                 )
                 self.nodes.append(node)
                 node.start()
-            self._create(_left(deadline))
+            create_cluster(self.nodes)
             _wait(self._ready, _left(deadline), "cluster_state:ok on every node", self._logs)
             return self
         except BaseException:
@@ -824,18 +834,6 @@ class Cluster(Started):
 
     def _pick_port(self) -> int:
         return cluster_port(taken=self.ports)
-
-    def _create(self, timeout: float) -> None:
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise RuntimeError("redis-cli is not on PATH")
-        args = [cli, "--cluster", "create", *(f"{HOST}:{p}" for p in self.ports)]
-        args += ["--cluster-replicas", "0", "--cluster-yes"]
-        result = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
     def _ready(self) -> bool:
         for node in self.nodes:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,11 +31,6 @@ from tests.integration.least_privilege import (
 )
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.topologies import Cluster, Node
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("redis-server") and shutil.which("redis-cli")),
-    reason="needs redis-server and redis-cli",
-)
 
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
 NEVER = "\0no such line\0"

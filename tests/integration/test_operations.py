@@ -12,7 +12,6 @@ import os
 import pty
 import re
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -34,12 +33,9 @@ import redis
 from kamikaze.package import MAX_EXPIRE_TIME
 from kamikaze.settings import Settings
 from tests.integration.processes import Service, kamikaze_env, run
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, own_server_binary
 
 T = TypeVar("T")
-
-REDIS_SERVER = shutil.which("redis-server")
-needs_redis_server = pytest.mark.skipif(not REDIS_SERVER, reason="needs redis-server")
 
 BLOCKING = "example_consumer.consumer.blocking_consumer_func"
 FAILING_CONSUMER = textwrap.dedent("""
@@ -184,9 +180,8 @@ def start_metrics_service(
 
 @pytest.fixture
 def own_server() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which it may stop and start again."""
-    assert REDIS_SERVER
-    server = RedisServer(REDIS_SERVER).start()
+    """A server of this test's own, which it may stop and start again."""
+    server = RedisServer(own_server_binary()).start()
     yield server
     server.remove()
 
@@ -574,11 +569,9 @@ def test_a_consumer_that_raises_counts_as_an_error(
     assert endpoint.health() == (200, {"redis": "connected"})
 
 
-@needs_redis_server
 def test_health_follows_redis_down_and_back(
     own_server: RedisServer, services: list[Service]
 ) -> None:
-    assert REDIS_SERVER
     env = kamikaze_env(own_server.url, "health")
     service, endpoint = start_metrics_service(BLOCKING, env=env, key="health", services=services)
     service.expect("Queue is empty")
@@ -591,7 +584,7 @@ def test_health_follows_redis_down_and_back(
     assert endpoint.samples()["kamikaze_redis_connected"] == 0
     service.expect("lost Redis at")
 
-    again = RedisServer(REDIS_SERVER, port=own_server.port, dir=own_server.dir).start()
+    again = RedisServer(own_server_binary(), port=own_server.port, dir=own_server.dir).start()
     try:
         eventually(lambda: endpoint.health()[0] == 200, 10.0, "/health 200 with Redis back")
         assert endpoint.health() == (200, {"redis": "connected"})
@@ -603,9 +596,7 @@ def test_health_follows_redis_down_and_back(
         again.stop()
 
 
-@needs_redis_server
 def test_watch_rides_out_a_redis_restart(own_server: RedisServer, services: list[Service]) -> None:
-    assert REDIS_SERVER
     env = kamikaze_env(own_server.url, "watched")
     watch = Service("watch", env=env)  # stdout is a pipe: plain snapshots, log lines merged
     services.append(watch)
@@ -614,7 +605,7 @@ def test_watch_rides_out_a_redis_restart(own_server: RedisServer, services: list
     watch.expect("\tbefore\t")
     own_server.stop()
     watch.expect("lost Redis at")
-    again = RedisServer(REDIS_SERVER, port=own_server.port, dir=own_server.dir).start()
+    again = RedisServer(own_server_binary(), port=own_server.port, dir=own_server.dir).start()
     try:
         watch.expect("reconnected to Redis at", timeout=10)
         watch.expect(" 0 packages")  # restarted empty: read again when back
@@ -625,7 +616,6 @@ def test_watch_rides_out_a_redis_restart(own_server: RedisServer, services: list
         again.stop()
 
 
-@needs_redis_server
 def test_a_taken_metrics_port_is_exit_1_and_one_line(own_server: RedisServer) -> None:
     env = kamikaze_env(own_server.url, "taken")
     with socket.socket() as taken:

@@ -6,7 +6,6 @@ failover after `kill -9` of the master."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import threading
@@ -19,8 +18,6 @@ import pytest
 from tests.integration.processes import Service, kamikaze_env, run
 from tests.servers import free_port
 from tests.topologies import SentinelSet
-
-pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
 
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
 MASTER = "kamikaze-master"

@@ -5,7 +5,6 @@ one-line exit 1 when the server's certificate does not verify."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -14,9 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.processes import Service, kamikaze_env, run
-from tests.topologies import Certs, TlsServer, cluster_port, stop_all
+from tests.servers import TLS, needs
+from tests.topologies import Certs, TlsServer, cluster_port, create_cluster, stop_all
 
-pytestmark = pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+pytestmark = needs(TLS)
 
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
 
@@ -200,12 +200,7 @@ def tls_cluster(certs: Certs) -> Iterator[list[TlsServer]]:
     try:
         for node in nodes:
             node.start()
-        create = subprocess.run(
-            ["redis-cli", "--tls", "--cacert", str(certs.ca), "--cluster", "create",
-             *(f"127.0.0.1:{port}" for port in ports), "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert create.returncode == 0, create.stdout + create.stderr
+        create_cluster(nodes)
         deadline = time.monotonic() + 30
         while not all(cluster_ok(node) for node in nodes):
             assert time.monotonic() < deadline, "the TLS cluster did not form"

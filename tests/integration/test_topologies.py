@@ -3,7 +3,6 @@ other integration tests expect, seen through plain sync redis-py clients."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,8 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from tests.servers import TLS, needs
 from tests.topologies import Certs, Cluster, SentinelSet, TlsServer
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-server") is None,
-    reason="redis-server is not on PATH: no real topologies to start",
-)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +43,7 @@ def test_certs_are_files_with_private_keys(certs: Certs) -> None:
         assert Path(path).read_text().startswith("-----BEGIN CERTIFICATE-----")
 
 
+@needs(TLS)
 def test_tls_with_the_right_ca(tls_server: TlsServer, certs: Certs) -> None:
     assert tls_server.url == f"rediss://127.0.0.1:{tls_server.port}/0"
     client = redis.Redis(
@@ -60,6 +56,7 @@ def test_tls_with_the_right_ca(tls_server: TlsServer, certs: Certs) -> None:
         assert client.ping()
 
 
+@needs(TLS)
 def test_tls_with_the_wrong_ca_fails(tls_server: TlsServer, certs: Certs) -> None:
     client = redis.Redis(
         host="127.0.0.1",
@@ -72,6 +69,7 @@ def test_tls_with_the_wrong_ca_fails(tls_server: TlsServer, certs: Certs) -> Non
         client.ping()
 
 
+@needs(TLS)
 def test_plain_text_is_not_served(tls_server: TlsServer) -> None:
     with (
         redis.Redis(host="127.0.0.1", port=tls_server.port, **NO_RETRY) as client,
@@ -80,6 +78,7 @@ def test_plain_text_is_not_served(tls_server: TlsServer) -> None:
         client.ping()
 
 
+@needs(TLS)
 def test_required_client_cert_missing_fails(mutual_tls_server: TlsServer, certs: Certs) -> None:
     client = redis.Redis(
         host="127.0.0.1",
@@ -92,6 +91,7 @@ def test_required_client_cert_missing_fails(mutual_tls_server: TlsServer, certs:
         client.ping()
 
 
+@needs(TLS)
 def test_required_client_cert_given_works(mutual_tls_server: TlsServer, certs: Certs) -> None:
     client = redis.Redis(
         host="127.0.0.1",

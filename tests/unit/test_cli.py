@@ -17,6 +17,7 @@ from typing import Any
 import fakeredis
 import pytest
 from click.testing import CliRunner, Result
+from redis.exceptions import ResponseError
 
 from kamikaze import __version__
 from kamikaze.cli import main
@@ -369,6 +370,20 @@ def test_error_line_for_unknown_host_says_why() -> None:
     line = redis_error_line(Settings(redis_host="no-such-host.invalid"), exc)
     assert "no-such-host.invalid:6379" in line
     assert "Unknown error" not in line
+
+
+@pytest.mark.parametrize(
+    "position",
+    [" script: 6a1b9d4b5c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a, on @user_script:162.",  # Redis
+     " script: on @user_script:162."],  # Valkey, the embedded server
+    ids=["redis", "valkey"],
+)  # fmt: skip
+def test_error_line_for_a_refusal_inside_a_script_drops_the_script_s_position(
+    position: str,
+) -> None:
+    refusal = "ACL failure in script: User u has no permissions to run the 'zadd' command"
+    line = redis_error_line(Settings(redis_port=7777), ResponseError(refusal + position))
+    assert line == f"Redis at localhost:7777 answered: {refusal}"
 
 
 # a working queue (fakeredis) ----------------------------------------------------------
