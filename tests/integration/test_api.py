@@ -1,5 +1,7 @@
 """The documented Python API: Queue.connect, Queue.watch() and SyncQueue,
-against a real server, as a producer or consumer script would use them."""
+against a real server, as a producer or consumer script would use them.
+
+Covers: kamikaze/queue.py, kamikaze/sync.py, kamikaze/follower.py."""
 
 from __future__ import annotations
 

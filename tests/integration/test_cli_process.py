@@ -1,4 +1,7 @@
-"""The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end."""
+"""The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end.
+
+Covers: kamikaze/cli.py, kamikaze/options.py, kamikaze/arguments.py, kamikaze/urls.py,
+kamikaze/errors.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Kamikaze on a real three-master Redis Cluster: the CLI and the service with
 `--cluster`, a queue's keys in one slot, the sharded change signal, expiry, and a
-service riding out a restart of the node that holds its queue."""
+service riding out a restart of the node that holds its queue.
+
+Covers: kamikaze/connections.py, kamikaze/signals.py, kamikaze/keys.py, kamikaze/lua/ (SPUBLISH)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """What the consumer sees around cancellation, expiry, bursts and signals
 (docs/guarantees.rst): never an expired package; the expiry
 acted on as soon as the loop is free; a burst of signals coalesced; a
-second signal ends the service whatever the consumer is doing."""
+second signal ends the service whatever the consumer is doing.
+
+Covers: kamikaze/follower.py, kamikaze/signals.py, kamikaze/consumer.py, kamikaze/runtime.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ terminal: the shell's output goes to a pty, as a reader's does, so `list`
 prints its table. A page other than the README and the tutorial starts in
 the tutorial's shell (its "Set up the shell" block) from an empty queue, as
 docs/_assumes.rst tells the reader.
-"""
+
+Covers: docs/*.rst, README.rst (their shell examples), kamikaze/cli.py."""
 
 from __future__ import annotations
 

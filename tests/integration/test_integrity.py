@@ -3,7 +3,9 @@ once, all or nothing; a listing shows no package twice and misses none that
 stayed; a remove finds every package that was there throughout; equal
 priorities put the earlier expiry first. Against real servers, with stalls
 (DEBUG SLEEP), lost replies (a proxy that swallows them) and concurrent
-writers."""
+writers.
+
+Covers: kamikaze/writes.py, kamikaze/queue.py, kamikaze/lua/."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 held to the same table as the Python one (tests/members.py), through a real
 server; and what push.lua writes is what kamikaze.package writes.
 
+Covers: kamikaze/lua/common.lua, kamikaze/lua/push.lua, kamikaze/package.py.
+
 Covers: kamikaze/lua/common.lua, kamikaze/lua/push.lua, kamikaze/package.py."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Consumers that misbehave and hostile data (issue 5; docs/contract.rst §1, §2 service):
-what a user sees in consumer calls, logs, `kamikaze list` and Redis."""
+what a user sees in consumer calls, logs, `kamikaze list` and Redis.
+
+Covers: kamikaze/consumer.py, kamikaze/queue.py (others' data), kamikaze/service.py."""
 
 from __future__ import annotations
 

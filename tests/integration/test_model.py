@@ -6,7 +6,8 @@ After every step: Queue.top() is the model's live top, Queue.packages() the
 model's live packages in order, and once the dispatcher has caught up with the
 real top its consumer calls have no consecutive duplicates and end with the
 model's top.
-"""
+
+Covers: kamikaze/queue.py, kamikaze/lua/, kamikaze/service.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """Operating kamikaze as a user would: `watch` on a pipe and on a terminal, the
 service's metrics and health endpoint, JSON logs, shell completion. Real
 `kamikaze` processes against throwaway servers.
-"""
+
+Covers: kamikaze/watch.py, kamikaze/metrics.py, kamikaze/http_server.py, kamikaze/logs.py,
+kamikaze/output.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """Sentinel against a real topology (`tests.topologies.SentinelSet`: a master, a
 replica, three sentinels): the CLI asks the sentinels for the master, the
 master's password applies to the master only, and the service follows a
-failover after `kill -9` of the master."""
+failover after `kill -9` of the master.
+
+Covers: kamikaze/connections.py (Sentinel), kamikaze/follower.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The service (Dispatcher + Runner) against a real Redis: docs/contract.rst §2, service."""
+"""The service (Dispatcher + Runner) against a real Redis: docs/contract.rst §2, service.
+
+Covers: kamikaze/service.py, kamikaze/follower.py, kamikaze/consumer.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """On a single server the change signal stays 0.1.x's: PUBLISH of
 `new_message` on the channel named like the key (a cluster uses SPUBLISH:
-see test_cluster.py)."""
+see test_cluster.py).
+
+Covers: kamikaze/lua/common.lua (signal_change), kamikaze/connections.py."""
 
 from __future__ import annotations
 

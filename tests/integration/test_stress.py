@@ -4,7 +4,8 @@ consumer call are checked against what the workers recorded (issue 5).
 
 The run lasts KAMIKAZE_STRESS_SECONDS (default 5 s, so CI stays fast; run it
 with 20 or more locally). It is never skipped.
-"""
+
+Covers: kamikaze/queue.py, kamikaze/lua/, kamikaze/service.py, kamikaze/cli.py."""
 
 from __future__ import annotations
 

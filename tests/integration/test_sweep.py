@@ -1,4 +1,6 @@
-"""The sweep and the expiry index: docs/contract.rst §1 (extra keys) and §2 (sweeping)."""
+"""The sweep and the expiry index: docs/contract.rst §1 (extra keys) and §2 (sweeping).
+
+Covers: kamikaze/sweep.py, kamikaze/lua/sweep.lua, kamikaze/lua/reconcile.lua."""
 
 from __future__ import annotations
 

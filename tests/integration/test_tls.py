@@ -1,6 +1,8 @@
 """TLS against real redis-servers (`tests.topologies.TlsServer`): a rediss:// URL
 with the test CA, a client certificate for a server that demands one, and the
-one-line exit 1 when the server's certificate does not verify."""
+one-line exit 1 when the server's certificate does not verify.
+
+Covers: kamikaze/settings.py, kamikaze/connections.py, kamikaze/errors.py (TLS)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Self-checks of `tests.topologies`: each real topology comes up and behaves as the
-other integration tests expect, seen through plain sync redis-py clients."""
+other integration tests expect, seen through plain sync redis-py clients.
+
+Covers: tests/topologies.py (the tests' own servers)."""
 
 from __future__ import annotations
 

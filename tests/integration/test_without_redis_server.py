@@ -2,7 +2,9 @@
 suite"): the ACL, Sentinel and Cluster tests run on the embedded Valkey binary,
 and what cannot run there (TLS) is skipped with one closing line that says what
 to install. Each test runs pytest on a few tests of this suite in a subprocess
-whose PATH holds every executable except `redis-*` and `valkey-*`."""
+whose PATH holds every executable except `redis-*` and `valkey-*`.
+
+Covers: tests/servers.py, tests/conftest.py (the suite without redis-server)."""
 
 from __future__ import annotations
 

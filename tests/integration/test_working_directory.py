@@ -2,7 +2,8 @@
 docs/security.rst): a stray module lying there that is named like a standard or
 an installed one is never imported, whenever it would be, by real processes
 started with the `kamikaze` command or with `python -m kamikaze`.
-"""
+
+Covers: kamikaze/consumer.py, kamikaze/__init__.py."""
 
 from __future__ import annotations
 
