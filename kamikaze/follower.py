@@ -5,6 +5,7 @@ The service (kamikaze.service) and `Queue.follow()` use it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from kamikaze.queue import Queue, TopReading
 
 _UNSET: Any = object()
+# Event loop timers miss by up to a millisecond: asyncio rounds its select()
+# timeouts up to whole ms, uvloop's timers run on a ms clock and fire up to
+# 1 ms early. So the timer is set TIMER_SLACK before an expiry, and the rest
+# is waited for by yielding to the loop until the server's clock is there.
+TIMER_SLACK = 0.002
 
 
 @dataclass(frozen=True)
@@ -114,10 +120,10 @@ class Follower:
                 self.last_top = reading.top
                 yield Change(reading.top, reading, woke_at, previous)
             wait = reading.seconds_to_expiry()  # from now: the consumer may have taken a while
-            if wait is not None and wait < IDLE_RECHECK:
-                await signals.wait(wait)
-            else:
+            if wait is None or wait >= IDLE_RECHECK:
                 await signals.wait_or_ping()
+            elif not await signals.wait(max(wait - TIMER_SLACK, 0.0)):
+                await until_expired(reading)
             woke_at = time.monotonic()
             reading = await queue.read_top()
 
@@ -128,3 +134,10 @@ class Follower:
         if self.settle is not None and await self.settle():
             return True
         return reading.top_expired()
+
+
+async def until_expired(reading: TopReading) -> None:
+    """Yield to the event loop until the top of `reading` has expired by the
+    server's clock at the earliest it can be (so never before it has)."""
+    while reading.seconds_to_expiry():
+        await asyncio.sleep(0)

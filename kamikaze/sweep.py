@@ -1,23 +1,28 @@
 """The sweep: deletes expired packages anywhere in the queue, not only above
 the top, in bounded Redis calls; and keeps the expiry index true to data
-that 0.1.x wrote without it.
+that 0.1.x wrote without it. Both are background work, paced by the time
+Redis spends on them (a duty cycle), so that they never slow the foreground.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from kamikaze.queue import Queue
 
 if TYPE_CHECKING:
     from kamikaze.metrics import Metrics
 
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 10.0  # seconds between sweeps: the most an expired package stays
-RECONCILE_PAUSE = 0.0  # between reconcile steps: yield, so Redis and the loop serve others
+DUTY_CYCLE = 0.2  # the most of Redis' time a sweep or reconcile pass may take
 RECONCILE_EVERY = 360  # sweeps between full reconcile passes even when sizes agree (1 h)
 
 
@@ -47,27 +52,50 @@ class Sweeper:
             await asyncio.sleep(self.interval)
 
     async def sweep_once(self) -> int:
-        deleted = await self.queue.sweep()
+        deleted = await self.sweep_expired()
         queue_size, index_size = await self.queue.sizes()
         if self.metrics:
             self.metrics.set_queue_size(queue_size)
         self.sweeps += 1
         if queue_size != index_size or self.sweeps % RECONCILE_EVERY == 0:
             await self.reconcile()
-            deleted += await self.queue.sweep()
+            deleted += await self.sweep_expired()
         if deleted:
             log.info("swept %d expired package%s", deleted, "" if deleted == 1 else "s")
         return deleted
 
+    async def sweep_expired(self) -> int:
+        """Delete what the index says has expired, in paced steps."""
+        deleted, more = 0, True
+        while more:
+            removed, more = await paced(self.queue.sweep_step)
+            deleted += removed
+        return deleted
+
     async def reconcile(self) -> None:
-        """Walk the queue, then the index, in bounded steps."""
+        """Walk the queue, then the indexes, in paced steps."""
         for walked in ("queue", "index", "payloads"):
             changed, cursor = 0, 0
             while True:
-                cursor, step_changed = await self.queue.reconcile_step(walked, cursor)
+                cursor, step_changed = await paced(
+                    lambda: self.queue.reconcile_step(walked, cursor)  # noqa: B023
+                )
                 changed += step_changed
                 if cursor == 0:
                     break
-                await asyncio.sleep(RECONCILE_PAUSE)
             if changed:
                 log.debug("reconciled %d entries walking the %s", changed, walked)
+
+
+async def paced(
+    step: Callable[[], Awaitable[T]],
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run one step of background work, then rest long enough that such
+    steps take at most DUTY_CYCLE of the time: a step that kept Redis busy
+    for d seconds is followed by d * (1 / DUTY_CYCLE - 1) of rest."""
+    started = clock()
+    result = await step()
+    await sleep((clock() - started) * (1 / DUTY_CYCLE - 1))
+    return result

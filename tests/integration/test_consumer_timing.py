@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 
+from kamikaze import SyncQueue
 from kamikaze.package import Package
 from kamikaze.queue import Queue
 from kamikaze.settings import Settings
@@ -206,3 +207,32 @@ async def test_the_watcher_reports_a_recorder_call_only_for_live_packages(
         await stop(task, runner)
     assert calls.expired_calls() == []
     assert calls.payloads()[-1] == "base"
+
+
+NEVER_EARLY = textwrap.dedent("""
+    import time
+
+    def consume(package):
+        print("CALLED", repr(time.time()), None if package is None else package.payload, flush=True)
+""")
+
+
+def test_the_consumer_is_never_called_before_an_expiry_in_the_real_service(
+    settings: Settings, services: list[Service], tmp_path: Path
+) -> None:
+    """The service (uvloop when installed, as in production): the call with the
+    next top comes at or after the expire time by the server's clock (the same
+    machine's clock here), however the event loop's timers round."""
+    assert settings.redis_url
+    (tmp_path / "timing_consumer.py").write_text(NEVER_EARLY)
+    env = kamikaze_env(settings.redis_url, settings.key)
+    service = Service("service", "timing_consumer.consume", env=env, cwd=tmp_path)
+    services.append(service)
+    service.expect("CALLED")
+    with SyncQueue(settings.redis_url, settings.key) as queue:
+        for i in range(15):
+            package = queue.push(f"brief-{i}", 0.05, 1)
+            assert package.expire_time is not None
+            service.expect(f" brief-{i}")
+            called_at = float(service.expect(" None").split()[1])
+            assert called_at >= package.expire_time, (i, called_at - package.expire_time)

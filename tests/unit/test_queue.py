@@ -13,9 +13,10 @@ import pytest
 from redis.asyncio.client import PubSub
 
 import kamikaze.queue
+import kamikaze.sweep
 from kamikaze.keys import companion_key
 from kamikaze.package import MAX_EXPIRE_TIME
-from kamikaze.queue import Queue, check_ttl, glob_escape
+from kamikaze.queue import Queue, check_ttl
 
 KEY = "kamikaze"
 
@@ -288,13 +289,15 @@ async def test_remove_glob_characters_match_only_themselves(
     assert sorted(p.payload for p in await queue.packages()) == sorted(bystanders)
 
 
-async def test_remove_scans_the_whole_set_in_steps(
-    queue: Queue, monkeypatch: pytest.MonkeyPatch
+async def test_remove_walks_the_whole_set_in_steps_while_0_1_x_members_are_unindexed(
+    queue: Queue, redis: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kamikaze.queue.REMOVE_SCAN_COUNT", 2)
+    monkeypatch.setattr("kamikaze.queue.REMOVE_WALK_COUNT", 2)
     await queue.push_many([("job" if i % 3 == 0 else f"x{i}", 10 + i, i) for i in range(30)])
-    assert await queue.remove("job") == 10
-    assert len(await queue.packages()) == 20
+    await add(redis, f"{future()}:job", 5)  # 0.1.x: in no index, so the queue is walked
+    await add(redis, f"{future()}:a:job", 6)  # ends like one, but its payload is "a:job"
+    assert await queue.remove("job") == 11
+    assert len(await queue.packages()) == 21
 
 
 async def test_remove_never_expiring_package(queue: Queue) -> None:
@@ -544,23 +547,6 @@ async def test_queue_key_is_used(redis: fakeredis.FakeAsyncRedis) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "escaped"),
-    [
-        (b"plain", b"plain"),
-        (b"a*", b"a\\*"),
-        (b"?", b"\\?"),
-        (b"[x]", b"\\[x\\]"),
-        (b"\\", b"\\\\"),
-        (b"a:b", b"a:b"),
-        (b"\xff*", b"\xff\\*"),
-        (b"", b""),
-    ],
-)
-def test_glob_escape(raw: bytes, escaped: bytes) -> None:
-    assert glob_escape(raw) == escaped
-
-
-@pytest.mark.parametrize(
     ("key", "expected"),
     [
         ("kamikaze", "{kamikaze}:x"),
@@ -642,3 +628,18 @@ async def test_a_remove_goes_on_after_an_entry_while_others_remove_before_it(
     assert await queue.remove("x") == 3
     assert done == [30]
     assert await queue.packages() == []
+
+
+async def test_background_steps_rest_for_their_duty_cycle() -> None:
+    """A step that kept Redis busy for d seconds is followed by d * (1/duty - 1) of rest."""
+    clock = iter([100.0, 100.03])
+    rests: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        rests.append(seconds)
+
+    async def step() -> str:
+        return "done"
+
+    assert await kamikaze.sweep.paced(step, lambda: next(clock), sleep) == "done"
+    assert rests == [pytest.approx(0.03 * (1 / kamikaze.sweep.DUTY_CYCLE - 1))]
