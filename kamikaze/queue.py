@@ -7,62 +7,35 @@ server's clock; every write call is applied at most once (kamikaze.writes).
 
 from __future__ import annotations
 
-import logging
-import math
-import os
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from kamikaze import connections
+from kamikaze import connections, operations
 from kamikaze.follower import Follower
 from kamikaze.keys import DEFAULT_KEY, QueueKeys
-from kamikaze.package import (
-    Package,
-    UnparseableMember,
-    as_bytes,
-    as_text,
-    check_priority,
-    check_ttl,
-    join_member,
+from kamikaze.operations import (  # noqa: F401 - their home before operations.py
+    NAMED_SKIPS,
+    PAGE_SIZE,
+    REMOVE_BATCH,
+    REMOVE_WALK_COUNT,
+    SkipLog,
+    script_source,
+    server_time,
 )
+from kamikaze.package import Package
 from kamikaze.writes import at_most_once, call_token
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
-REMOVE_BATCH = 500  # payload-index entries per remove.lua call
-REMOVE_WALK_COUNT = 5000  # queue entries per remove_scanning.lua call (~3 ms)
-PAGE_SIZE = 2000  # members per page.lua call when listing
 SWEEP_BATCH = 100  # expired packages one sweep.lua call may delete (~1 ms)
 RECONCILE_SCAN_COUNT = 100  # ZSCAN COUNT per reconcile.lua call (~2-3 ms)
-NAMED_SKIPS = 100  # others' members warned about one by one, per Queue
-SKIP_SUMMARY_INTERVAL = 60.0  # seconds between summary lines for the rest
-
-
-_LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
-
-
-@cache
-def script_source(name: str, signal_command: str = "PUBLISH") -> str:
-    """common.lua, then the script: shared helpers included, BullMQ-style.
-    `signal_command` is how the topology signals a change (kamikaze.connections)."""
-    texts = [f"local SIGNAL_COMMAND = '{signal_command}'"]
-    for part in ("common", name):
-        with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
-            texts.append(lua.read())
-    return "\n".join(texts)
-
-
-def server_time(seconds: bytes | int, microseconds: bytes | int) -> float:
-    """The server's clock, from Redis' TIME reply."""
-    return int(seconds) + int(microseconds) / 1_000_000
 
 
 @dataclass(frozen=True)
@@ -92,37 +65,6 @@ class TopReading:
         the latest it can be (the request left after `sent_at`)."""
         latest = self.server_time + time.monotonic() - self.sent_at
         return self.top is not None and self.top.expired(latest)
-
-
-class SkipLog:
-    """Warnings about members that are not ours (they are skipped, never
-    deleted), bounded however many there are: the first NAMED_SKIPS
-    distinct members get a line each; the others, a count in one line per
-    read, at most once per SKIP_SUMMARY_INTERVAL."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.named: set[str] = set()
-        self.last_summary = -math.inf
-
-    def report(self, members: Iterable[bytes]) -> None:
-        unnamed = 0
-        for member in members:
-            text = as_text(member)
-            if text in self.named:
-                continue
-            if len(self.named) < NAMED_SKIPS:
-                self.named.add(text)
-                log.warning("skipping member %r of %s: not <expire_time>:<payload>", text, self.key)
-            else:
-                unnamed += 1
-        if unnamed and time.monotonic() - self.last_summary >= SKIP_SUMMARY_INTERVAL:
-            self.last_summary = time.monotonic()
-            log.warning(
-                "skipping %d more members of %s that are not <expire_time>:<payload> "
-                "(the first %d were named; this line comes at most every %.0f s)",
-                unnamed, self.key, NAMED_SKIPS, SKIP_SUMMARY_INTERVAL,
-            )  # fmt: skip
 
 
 class Queue:
@@ -191,31 +133,7 @@ class Queue:
         """Add packages in one atomic call with one change signal: all of
         them or none. Applied at most once: if the reply is lost it raises
         OutcomeUnknown (see kamikaze.writes)."""
-        items = list(items)
-        argv: list[Any] = []
-        for payload, ttl, priority in items:
-            check_ttl(ttl)
-            check_priority(priority)
-            argv += [
-                as_bytes(payload),
-                "" if ttl is None else repr(float(ttl)),
-                repr(float(priority)),
-            ]
-        if not items:
-            return []
-        noun = "the push" if len(items) == 1 else f"the push of {len(items)} packages"
-        expire_texts = await self._write("push", argv, noun)
-        return [
-            Package.from_member(join_member(as_text(text), payload), priority)
-            for (payload, _, priority), text in zip(items, expire_texts, strict=True)
-        ]
-
-    async def _write(self, name: str, args: list[Any], what: str) -> Any:
-        """One write script call, with a call key of its own (KEYS[4]) so
-        that a repeat of it (redis-py retries) is applied once."""
-        keys = [*self._keys, self.keys.call(call_token())]
-        script = self._script(name)
-        return await at_most_once(lambda: script(keys=keys, args=args), what)
+        return await self._run(operations.push_many(items))
 
     async def remove(self, payload: str) -> int:
         """Remove every package whose payload is exactly `payload`; returns the count.
@@ -223,37 +141,41 @@ class Queue:
         The payload index finds them at once; only while the queue holds
         members no index knows of (0.1.x pushed them, the sweep has not yet
         reconciled) is the queue walked as well, in bounded steps."""
-        removed = await self._remove_indexed(as_bytes(payload))
-        queue_size, index_size = await self.sizes()
-        if queue_size != index_size:
-            removed += await self._remove_scanning(as_bytes(payload))
-        return removed
-
-    async def _remove_indexed(self, exact: bytes) -> int:
-        removed, last = 0, b""
-        while True:
-            looked_at, count, last = await self._write(
-                "remove", [exact, last, REMOVE_BATCH], "the remove"
-            )
-            removed += int(count)
-            if int(looked_at) < REMOVE_BATCH:
-                return removed
-
-    async def _remove_scanning(self, exact: bytes) -> int:
-        removed, after = 0, [b"", b""]
-        while True:
-            looked_at, count, *after = await self._write(
-                "remove_scanning", [exact, *after, REMOVE_WALK_COUNT], "the remove"
-            )
-            removed += int(count)
-            if int(looked_at) < REMOVE_WALK_COUNT:
-                return removed
+        return await self._run(operations.remove(self.keys, payload))
 
     async def clear(self) -> int:
         """Delete every package (the queue and its indexes, in one atomic
         call) and signal the change; returns how many members there were.
         Applied at most once, like every write."""
-        return int(await self._write("clear", [], "the clear"))
+        return await self._run(operations.clear())
+
+    async def _run(self, steps: operations.Steps[T]) -> T:
+        """Run an operation's steps (kamikaze.operations) on this client."""
+        reply: Any = None
+        try:
+            while True:
+                reply = await self._perform(steps.send(reply))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    async def _perform(self, step: operations.Step) -> Any:
+        if isinstance(step, operations.Commands):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for command in step.commands:
+                    pipe.execute_command(*command)
+                return await pipe.execute()
+        if step.what is not None:
+            return await self._write(step.name, step.args, step.what)
+        keys = self._keys if step.keys is None else step.keys
+        return await self._script(step.name)(keys=keys, args=step.args)
+
+    async def _write(self, name: str, args: list[Any], what: str) -> Any:
+        """One write script call, with a call key of its own (KEYS[4]) so
+        that a repeat of it (redis-py retries) is applied once."""
+        keys = [*self._keys, self.keys.call(call_token())]
+        script = self._script(name)
+        return await at_most_once(lambda: script(keys=keys, args=args), what)
 
     async def top(self) -> Package | None:
         """The live top (None: the queue is empty), deleting expired packages
@@ -308,11 +230,7 @@ class Queue:
 
     async def sizes(self) -> tuple[int, int]:
         """Members in the queue and entries in its expiry index."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.key)
-            pipe.zcard(self.index_key)
-            queue_size, index_size = await pipe.execute()
-        return int(queue_size), int(index_size)
+        return await self._run(operations.sizes(self.keys))
 
     async def server_time(self) -> float:
         """The Redis server's clock."""
@@ -329,45 +247,13 @@ class Queue:
         last entry of the one before: whatever is pushed or removed
         meanwhile, no package is shown twice and none that stayed in the
         queue throughout is missed."""
-        script = self._script("page")
-        after: list[bytes | str] = ["", ""]
-        live: list[Package] = []
-        skipped: list[bytes] = []
-        now: float | None = None
-        page = PAGE_SIZE if limit is None else min(PAGE_SIZE, max(limit, 1))
-        while limit is None or len(live) < limit:
-            sec, usec, *flat = await script(keys=[self.key], args=[*after, page])
-            if now is None:
-                now = server_time(sec, usec)
-            for member, score in zip(flat[::2], flat[1::2], strict=True):
-                try:
-                    package = Package.from_member(member, score)
-                except UnparseableMember:
-                    skipped.append(member)
-                    continue
-                if not package.expired(now):
-                    live.append(package)
-            if len(flat) < 2 * page:
-                break
-            after = [flat[-1], flat[-2]]
-        self.skips.report(skipped)
-        assert now is not None
-        return live[:limit], now
+        return await self._run(operations.listing(self.keys, limit, self.skips))
 
     async def entries(self, limit: int | None = None) -> list[tuple[bytes, bytes]]:
         """The sorted set's members and scores exactly as stored, in Redis'
         order: expired packages and others' members included (what
         `kamikaze list --raw` prints). Read in pages, like `listing()`."""
-        script = self._script("page")
-        after: list[bytes | str] = ["", ""]
-        found: list[tuple[bytes, bytes]] = []
-        page = PAGE_SIZE if limit is None else min(PAGE_SIZE, max(limit, 1))
-        while limit is None or len(found) < limit:
-            _sec, _usec, *flat = await script(keys=[self.key], args=[*after, page])
-            found += zip(flat[::2], flat[1::2], strict=True)
-            if len(flat) < 2 * page:
-                break
-            after = [flat[-1], flat[-2]]
+        found, _ = await self._run(operations.pages(self.keys, limit))
         return found[:limit]
 
     async def size(self, now: float | None = None) -> int:

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
     {"settings", "signals"},  # the declared options; change signals
     {"environment"},  # the options in KAMIKAZE_* variables
+    {"operations"},  # the queue's operations, sans I/O
     {"follower"},  # following the top
     {"queue"},  # the Python API
     {"sync", "sweep", "watch"},  # over the queue

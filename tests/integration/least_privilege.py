@@ -199,6 +199,7 @@ async def call_every_queue_method(
         await queue.push("swept", 0.1, 9)
         await asyncio.sleep(0.2)
         assert await queue.sweep() == 1
+        assert await queue.sweep_step() == (0, False)
         changes = queue.follow()  # `watch` is the same method, by its old name
         assert Queue.watch is Queue.follow
         names.add("watch")

@@ -26,7 +26,8 @@ import pytest
 
 import kamikaze.consumer
 from kamikaze.package import Package, as_text
-from kamikaze.queue import NAMED_SKIPS, Queue
+from kamikaze.operations import NAMED_SKIPS
+from kamikaze.queue import Queue
 from kamikaze.service import stop_task
 from kamikaze.settings import Settings
 from kamikaze.signals import IDLE_RECHECK

@@ -12,11 +12,12 @@ import fakeredis
 import pytest
 from redis.asyncio.client import PubSub
 
+import kamikaze.operations
 import kamikaze.queue
 import kamikaze.sweep
 from kamikaze.keys import companion_key
-from kamikaze.package import MAX_EXPIRE_TIME
-from kamikaze.queue import Queue, check_ttl
+from kamikaze.package import MAX_EXPIRE_TIME, check_ttl
+from kamikaze.queue import Queue
 
 KEY = "kamikaze"
 
@@ -292,7 +293,7 @@ async def test_remove_glob_characters_match_only_themselves(
 async def test_remove_walks_the_whole_set_in_steps_while_0_1_x_members_are_unindexed(
     queue: Queue, redis: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kamikaze.queue.REMOVE_WALK_COUNT", 2)
+    monkeypatch.setattr("kamikaze.operations.REMOVE_WALK_COUNT", 2)
     await queue.push_many([("job" if i % 3 == 0 else f"x{i}", 10 + i, i) for i in range(30)])
     await add(redis, f"{future()}:job", 5)  # 0.1.x: in no index, so the queue is walked
     await add(redis, f"{future()}:a:job", 6)  # ends like one, but its payload is "a:job"
@@ -350,7 +351,7 @@ async def test_packages_include_never_expiring(queue: Queue) -> None:
 async def test_packages_pages_through_a_large_queue(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kamikaze.queue.PAGE_SIZE", 3)
+    monkeypatch.setattr("kamikaze.operations.PAGE_SIZE", 3)
     await queue.push_many([(f"p{i}", 10, i) for i in range(8)])
     assert [p.payload for p in await queue.packages()] == [f"p{i}" for i in range(8)]
 
@@ -583,7 +584,7 @@ def inject_after(queue: Queue, name: str, write: Any) -> None:
 async def test_a_listing_under_writes_between_pages_repeats_and_misses_nothing(
     queue: Queue, redis: fakeredis.FakeAsyncRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kamikaze.queue, "PAGE_SIZE", 10)
+    monkeypatch.setattr(kamikaze.operations, "PAGE_SIZE", 10)
     await queue.push_many((f"filler-{i:02d}", 600, 10) for i in range(35))
     other = Queue(redis, KEY)
     rounds = iter(range(100))
@@ -613,7 +614,7 @@ async def test_a_listing_under_writes_between_pages_repeats_and_misses_nothing(
 async def test_a_remove_goes_on_after_an_entry_while_others_remove_before_it(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kamikaze.queue, "REMOVE_BATCH", 5)
+    monkeypatch.setattr(kamikaze.operations, "REMOVE_BATCH", 5)
     longer = "x\0!"  # sorts inside the range of "x", before its own entries
     await queue.push_many((longer, 600 + i, 5) for i in range(30))
     await queue.push_many([("x", 600, 1), ("x", 601, 2), ("x", 602, 3)])
