@@ -1,3 +1,3 @@
-from kamikaze.cli import main
+from kamikaze.quick import main
 
-main(prog_name="kamikaze")
+main()

@@ -28,6 +28,14 @@ class OutcomeUnknown(ConnectionError):
     before trying again."""
 
 
+def outcome_unknown_message(exc: BaseException, what: str) -> str:
+    """Why a write's outcome is unknown; `what` names it ("the push")."""
+    return (
+        f"did not answer ({connection_failure(exc)}): {what} may have been applied or not; "
+        "look before trying again"
+    )
+
+
 def redis_error_line(settings: Settings, exc: BaseException) -> str:
     from redis.exceptions import AuthenticationError, TimeoutError
 

@@ -4,6 +4,7 @@ slot, and the change channel named like the queue."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 DEFAULT_KEY = "kamikaze"
@@ -58,9 +59,10 @@ class QueueKeys:
     def channel(self) -> str:
         return self.queue
 
-    def call(self, token: str) -> str:
-        """A write call's key: what the call did, kept briefly (kamikaze.writes)."""
-        return companion_key(self.queue, f"call:{token}")
+    def new_call(self) -> str:
+        """A key for one write call, unique enough never to meet another's:
+        what the call did, kept briefly (kamikaze.writes)."""
+        return companion_key(self.queue, f"call:{os.urandom(12).hex()}")
 
     @property
     def all(self) -> list[str]:

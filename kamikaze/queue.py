@@ -25,7 +25,7 @@ from kamikaze.operations import (  # noqa: F401 - their home before operations.p
     server_time,
 )
 from kamikaze.package import Package
-from kamikaze.writes import at_most_once, call_token
+from kamikaze.writes import at_most_once
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -173,7 +173,7 @@ class Queue:
     async def _write(self, name: str, args: list[Any], what: str) -> Any:
         """One write script call, with a call key of its own (KEYS[4]) so
         that a repeat of it (redis-py retries) is applied once."""
-        keys = [*self._keys, self.keys.call(call_token())]
+        keys = [*self._keys, self.keys.new_call()]
         script = self._script(name)
         return await at_most_once(lambda: script(keys=keys, args=args), what)
 

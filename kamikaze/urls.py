@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 DEFAULT_PORT = 6379
 FORMS = {
@@ -44,13 +44,18 @@ def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
     URL has none) or socket path, database, credentials, TLS. BadURL unless
     the URL names one server unambiguously; with `needs_host` False (Sentinel
     names the server) it may name no host."""
-    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
-
     parts = _split(url)
     if parts.scheme == "unix":
         _check_socket(parts)
     else:
         _check_host(parts, needs_host)
+    if not parts.query:
+        # What redis-py's parse_url makes of a URL without a query (the test
+        # holds the two together), without importing redis-py: the one-shot
+        # commands start fast (kamikaze.quick).
+        return _plain_kwargs(parts)
+    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
     _check_query(parts.query)
     try:
         kwargs: dict[str, Any] = dict(parse_url(url))
@@ -63,6 +68,25 @@ def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
     if connection_class is SSLConnection:
         kwargs["ssl"] = True
     kwargs.setdefault("port", DEFAULT_PORT)
+    return kwargs
+
+
+def _plain_kwargs(parts: SplitResult) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    if parts.scheme == "unix":
+        kwargs["unix_socket_path"] = unquote(parts.path)
+        return kwargs
+    if parts.hostname:
+        kwargs["host"] = unquote(parts.hostname)
+    kwargs["port"] = parts.port or DEFAULT_PORT
+    if parts.path and parts.path != "/":
+        kwargs["db"] = int(unquote(parts.path).replace("/", ""))
+    if parts.scheme == "rediss":
+        kwargs["ssl"] = True
     return kwargs
 
 

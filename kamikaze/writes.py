@@ -6,7 +6,6 @@ never made (nothing was sent).
 
 from __future__ import annotations
 
-import secrets
 import ssl
 import traceback
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError, ConnectionError, TimeoutError
 
-from kamikaze.errors import OutcomeUnknown, connection_failure
+from kamikaze.errors import OutcomeUnknown, outcome_unknown_message
 
 T = TypeVar("T")
 
@@ -25,11 +24,6 @@ T = TypeVar("T")
 _failed_attempts: ContextVar[list[BaseException] | None] = ContextVar(
     "kamikaze_failed_attempts", default=None
 )
-
-
-def call_token() -> str:
-    """A name for one write call, unique enough never to meet another."""
-    return secrets.token_hex(12)
 
 
 class RecordingRetry(Retry):
@@ -88,10 +82,6 @@ async def at_most_once(call: Callable[[], Awaitable[T]], what: str) -> T:
     except (ConnectionError, TimeoutError) as exc:
         if all(never_connected(failure) for failure in [*failures, exc]):
             raise
-        reason = connection_failure(exc)
-        raise OutcomeUnknown(
-            f"did not answer ({reason}): {what} may have been applied or not; "
-            "look before trying again"
-        ) from exc
+        raise OutcomeUnknown(outcome_unknown_message(exc, what)) from exc
     finally:
         _failed_attempts.reset(token)

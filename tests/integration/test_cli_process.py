@@ -1,7 +1,9 @@
 """The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end.
+Every test runs twice: on the one-shot commands' fast path (kamikaze.quick, which
+hands what it does not take to the full CLI) and on the full CLI alone.
 
-Covers: kamikaze/cli.py, kamikaze/options.py, kamikaze/arguments.py, kamikaze/urls.py,
-kamikaze/errors.py."""
+Covers: kamikaze/quick.py, kamikaze/wire.py, kamikaze/cli.py, kamikaze/options.py,
+kamikaze/arguments.py, kamikaze/urls.py, kamikaze/errors.py."""
 
 from __future__ import annotations
 
@@ -19,8 +21,48 @@ from typing import Any
 import pytest
 
 from kamikaze.settings import Settings
-from tests.integration.processes import Service, kamikaze_env, run
+from tests.integration.processes import FULL_CLI, Service, kamikaze_env, run
 from tests.servers import free_port
+
+
+@pytest.fixture(autouse=True, params=["quick", "full"])
+def cli_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The path one-shot commands take: the fast one where it applies, or the full CLI."""
+    if request.param == "full":
+        monkeypatch.setenv(FULL_CLI, "1")
+    else:
+        monkeypatch.delenv(FULL_CLI, raising=False)
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    ("args", "fast"),
+    [
+        (["push", "job", "60", "1"], True),
+        (["push", "job", "60", "-1.5", "--key", "other"], True),
+        (["remove", "job"], True),
+        (["list"], True),
+        (["list", "--json"], True),
+        (["push", "-"], True),
+        (["push", "--", "-x", "60", "1"], False),  # a value after '--': the full CLI
+        (["list", "--raw"], False),
+        (["watch"], False),
+    ],
+)
+def test_one_shot_commands_take_the_fast_path_without_redis_py_or_click(
+    env: dict[str, str], args: list[str], fast: bool, cli_path: str
+) -> None:
+    """The CLI starts once per package: a plain push, remove or list imports
+    neither redis-py nor click nor asyncio (docs/performance.rst)."""
+    if args == ["watch"]:
+        env = {**env, "KAMIKAZE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kamikaze", *args],
+        env=env, input="", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    heavy = {"redis", "click", "asyncio"} & imported
+    assert heavy == (set() if fast and cli_path == "quick" else heavy | {"click"}), heavy
 
 
 def test_push_list_remove(env: dict[str, str]) -> None:

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 import kamikaze.consumer
-from kamikaze.package import Package, as_text
 from kamikaze.operations import NAMED_SKIPS
+from kamikaze.package import Package, as_text
 from kamikaze.queue import Queue
 from kamikaze.service import stop_task
 from kamikaze.settings import Settings

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kamikaze import urls
 from kamikaze.cli import main
 from kamikaze.settings import Settings, parse_sentinel, read_password
 
@@ -201,3 +202,35 @@ def test_with_sentinel_a_url_may_leave_the_host_to_sentinel() -> None:
     settings.check()
     assert settings.connection_kwargs()["password"] == "pw"
     assert settings.connection_kwargs()["db"] == 1
+
+
+PLAIN_URLS = [
+    "redis://h",
+    "REDIS://h:1/2",
+    "redis://h:1/",
+    "redis://u:p%40ss@h/0",
+    "redis://:only%3Apassword@h:7000/15",
+    "redis://user@h",
+    "rediss://[::1]:6380/0",
+    "rediss://u:p@host.example:6380",
+    "unix:///run/redis.sock",
+    "unix://:pw@/run/redis%20sock",
+    "unix://u:pw@/tmp/a%23b.sock",
+]
+
+
+@pytest.mark.parametrize("url", PLAIN_URLS)
+def test_a_url_without_a_query_is_read_as_redis_py_reads_it(url: str) -> None:
+    """kamikaze.urls reads such URLs without importing redis-py (the one-shot
+    commands start fast); redis-py's parse_url must agree."""
+    from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+    expected: dict[str, object] = dict(parse_url(url))
+    connection_class = expected.pop("connection_class", None)
+    if connection_class is UnixDomainSocketConnection:
+        expected["unix_socket_path"] = expected.pop("path")
+    else:
+        expected.setdefault("port", 6379)
+        if connection_class is SSLConnection:
+            expected["ssl"] = True
+    assert urls.url_kwargs(url) == expected
