@@ -23,6 +23,7 @@ if recalled then
 end
 local payload = ARGV[1]
 local suffix = ':' .. payload
+local suffix_at = -#suffix
 local rank = 0
 if ARGV[2] ~= '' then rank = rank_after(queue, ARGV[2], ARGV[3]) end
 -- Without scores: formatting them would cost more than the walk itself.
@@ -32,7 +33,7 @@ local last_score = ''
 if #entries > 0 then last_score = redis.call('ZSCORE', queue, last_member) end
 local removed = 0
 for _, member in ipairs(entries) do
-  if string.sub(member, -#suffix) == suffix then
+  if string.find(member, suffix, suffix_at, true) then  -- ends with it: a candidate
     local text, member_payload = split_member(member)
     if member_payload == payload and parse_expiry(text) ~= nil then
       removed = removed + delete_member(queue, index, payloads, member)

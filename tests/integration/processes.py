@@ -11,15 +11,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-
 FULL_CLI = "KAMIKAZE_FULL_CLI"
 
 
 def kamikaze_env(url: str, key: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # KAMIKAZE_FULL_CLI (the path a one-shot command takes) is the test's choice.
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("KAMIKAZE_") or k == FULL_CLI
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAMIKAZE_") or k == FULL_CLI}
     env.update({"KAMIKAZE_REDIS_URL": url, "KAMIKAZE_KEY": key, "PYTHONUNBUFFERED": "1"})
     env.update(extra or {})
     return env
