@@ -102,7 +102,7 @@ def script_names() -> dict[str, str]:
     """SHA1 of each kamikaze Lua script -> its name, to label SLOWLOG entries."""
     from importlib.resources import files
 
-    from kamikaze.queue import script_source
+    from kamikaze.operations import script_source
 
     names = {}
     for entry in (files("kamikaze") / "lua").iterdir():
