@@ -105,7 +105,8 @@ def one_shot_rows(runs: int) -> list[list[str]]:
                 for _ in range(3):  # warm up
                     run_timed(command, env)
                     run_timed(FLOOR, env)
-                ours, floor = [], []
+                ours: list[float] = []
+                floor: list[float] = []
                 for i in range(runs):
                     pair = [(command, ours), (FLOOR, floor)]
                     for args, samples in pair if i % 2 else pair[::-1]:
@@ -136,7 +137,8 @@ def lines_row(lines: int, runs: int) -> list[str]:
             for i in range(lines)
         ).encode()
         env = {**os.environ, "KAMIKAZE_REDIS_URL": server.url}
-        ours, base = [], []
+        ours: list[float] = []
+        base: list[float] = []
         for i in range(runs):
             pair = [
                 ([KAMIKAZE, "push", "-"], ours, stdin, "lines"),
