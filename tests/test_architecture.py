@@ -16,11 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
 LAYERS: list[set[str]] = [
     {"keys", "urls", "logs", "runtime", "embedded"},  # no kamikaze imports
     {"errors", "package"},  # failures as one line; the member format
-    {"writes", "output", "lines", "http_server", "wire"},  # at most once; formats; HTTP; RESP
+    {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
     {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
-    {"settings", "signals"},  # the declared options; change signals
-    {"environment"},  # the options in KAMIKAZE_* variables
-    {"operations"},  # the queue's operations, sans I/O
+    {"settings", "signals", "wire"},  # the declared options; change signals; a light client
+    {"environment", "operations"},  # options in KAMIKAZE_* variables; steps, sans I/O
     {"follower"},  # following the top
     {"queue"},  # the Python API
     {"sync", "sweep", "watch"},  # over the queue
