@@ -33,8 +33,10 @@ SERVERS = sorted(server_binaries().items())
 _keys = itertools.count()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: while Playwright's sync API is open, its event loop counts
+    as running in this thread, and asyncio.run() elsewhere would refuse to run."""
     if not os.path.exists(CHROMIUM):
         message = f"the browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CI"):

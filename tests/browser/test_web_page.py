@@ -178,6 +178,7 @@ def test_html_payloads_are_shown_as_text_and_never_run(
     expect(payload_cells(page)).to_have_text([XSS[2], *XSS[:2]], timeout=WITHIN)
 
     page.get_by_role("button", name="minute", exact=True).click()
+    page.wait_for_timeout(1500)  # the current band grows wide enough to point at
     page.locator("#timeline .band.current").hover(force=True)  # it moves: the window slides
     expect(page.locator("#tooltip .tip-payload")).to_have_text(XSS[2])
     page.locator("#packages tbody tr", has_text=XSS[0]).get_by_role("button").click()
