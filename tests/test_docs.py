@@ -34,6 +34,14 @@ from kamikaze.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.rst").read_text(encoding="utf-8")
+# A command may have a page of its own, docs/<command>.rst (docs/web.rst),
+# which documents its options and variables instead of the README.
+COMMAND_PAGES = {
+    path.stem: path.read_text(encoding="utf-8")
+    for path in sorted((ROOT / "docs").glob("*.rst"))
+    if path.stem in main.commands
+}
+ALL_DOCS = "\n".join([README, *COMMAND_PAGES.values()])
 UNIT = ROOT / "contrib" / "kamikaze@.service"
 ENV_EXAMPLE = ROOT / "contrib" / "kamikaze.env.example"
 UNIT_VARIABLES = {"KAMIKAZE_CONSUMER", "KAMIKAZE_CONSUMER_ARGS", "KAMIKAZE_CONSUMER_KWARGS"}
@@ -138,6 +146,9 @@ def option_id(item: tuple[str, click.Option]) -> str:
 
 @pytest.mark.parametrize("name", sorted(main.commands))
 def test_every_command_has_its_own_part_with_an_example(name: str) -> None:
+    if name in COMMAND_PAGES:
+        assert f"$ kamikaze {name}" in COMMAND_PAGES[name], f"no example in docs/{name}.rst"
+        return
     commands = section("Commands")
     assert re.search(rf"^{re.escape(name)}\n-+$", commands, re.M), f"no heading for {name}"
     assert f"$ kamikaze {name}" in commands, f"no example of kamikaze {name}"
@@ -147,15 +158,16 @@ def test_every_command_has_its_own_part_with_an_example(name: str) -> None:
 def test_every_option_is_documented(item: tuple[str, click.Option]) -> None:
     _, option = item
     for flag in option.opts + option.secondary_opts:
-        assert mentioned(flag), f"{flag} is not in README.rst"
+        assert mentioned(flag, ALL_DOCS), f"{flag} is not in README.rst (or docs/COMMAND.rst)"
 
 
 @pytest.mark.parametrize("envvar", sorted(with_envvar()))
 def test_every_environment_variable_is_in_the_configuration_table(envvar: str) -> None:
     option = with_envvar()[envvar]
+    tables = [section("Configuration"), *COMMAND_PAGES.values()]
     rows = [
         row
-        for row in table_rows(section("Configuration"))
+        for row in (row for text in tables for row in table_rows(text))
         if re.search(rf"``{envvar}(=\w+)?``", row)
     ]
     assert len(rows) == 1, f"{envvar}: {len(rows)} rows in the configuration table"
@@ -179,14 +191,14 @@ def test_every_option_without_a_variable_is_in_the_configuration_table() -> None
 def test_no_environment_variable_in_the_readme_is_made_up() -> None:
     """Each KAMIKAZE_* name in the README is read by the CLI, the code, the
     tests or the systemd unit."""
-    sources = [*ROOT.glob("kamikaze/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
+    sources = [*ROOT.glob("kamikaze/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
     known = set(with_envvar()) | {
         name
         for path in sources
         if path.resolve() != Path(__file__).resolve()
         for name in re.findall(r"KAMIKAZE_[A-Z_]+", path.read_text(encoding="utf-8"))
     }
-    used = set(re.findall(r"(?<![A-Z_])KAMIKAZE_[A-Z_]+", README))
+    used = set(re.findall(r"(?<![A-Z_])KAMIKAZE_[A-Z_]+", ALL_DOCS))
     assert used - known == set()
 
 
@@ -330,6 +342,21 @@ def test_the_readme_renders_without_warnings() -> None:
         },
     )
     assert warnings.getvalue() == ""
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_PAGES))
+def test_each_command_page_renders_without_warnings_and_its_images_exist(name: str) -> None:
+    core = pytest.importorskip("docutils.core")
+    warnings = io.StringIO()
+    page = COMMAND_PAGES[name]
+    core.publish_doctree(
+        page,
+        source_path=f"docs/{name}.rst",
+        settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": warnings},
+    )
+    assert warnings.getvalue() == ""
+    for image in re.findall(r"^\.\. image:: (\S+)$", page, re.M):
+        assert (ROOT / "docs" / image).is_file(), image
 
 
 # The systemd unit -----------------------------------------------------------------------
