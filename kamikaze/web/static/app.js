@@ -24,7 +24,6 @@
     banner: $("banner"),
     timeline: $("timeline"),
     zoom: $("zoom"),
-    axis: null,
     tooltip: $("tooltip"),
     writes: $("writes"),
     form: $("push-form"),
@@ -182,52 +181,82 @@
     return Math.abs(hash) % 360;
   }
 
-  // Built on each new state; placed again every second (the window slides and
-  // the current band grows) without being rebuilt, so a hover stays put.
-  let placed = []; // {node, start, end (null: now), minWidth}
+  // The timeline's parts are kept between states: a new state adds the bands
+  // it did not have and drops those it no longer has, and every half second
+  // they are placed again (the window slides, the current band grows), so a
+  // hover stays put and an update costs little however many bands there are.
+  const timeline = { before: null, axis: null, bands: null, gaps: null, width: 0 };
+  const shown = new Map(); // key -> {node, start, end (null: now), minWidth, band}
 
-  function drawTimeline() {
-    const line = state.timeline;
-    const nodes = [];
-    placed = [];
+  function buildTimeline() {
     const defs = svg("defs");
     const hatch = svg("pattern", { id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
     hatch.appendChild(svg("line", { class: "hatch-line", x1: 0, y1: 0, x2: 0, y2: 6 }));
     defs.appendChild(hatch);
-    nodes.push(defs);
-    if (line.since !== null) {
-      const before = svg("rect", { class: "before", y: BAND_TOP, height: BAND_HEIGHT });
-      before.appendChild(titled("before kamikaze web started"));
-      nodes.push(before);
-      placed.push({ node: before, start: -Infinity, end: line.since, minWidth: 0 });
-    }
-    ui.axis = svg("g", { class: "axis" });
-    nodes.push(ui.axis);
+    timeline.before = svg("rect", { class: "before", y: BAND_TOP, height: BAND_HEIGHT, width: 0 });
+    timeline.before.appendChild(titled("before kamikaze web started"));
+    timeline.axis = svg("g", { class: "axis" });
+    timeline.bands = svg("g", { class: "bands" });
+    timeline.gaps = svg("g", { class: "gaps" });
+    ui.timeline.replaceChildren(defs, timeline.before, timeline.axis, timeline.bands, timeline.gaps);
+    measureTimeline();
+  }
+
+  function measureTimeline() {
+    timeline.width = Math.max(ui.timeline.clientWidth, 100);
+  }
+
+  function drawTimeline() {
+    const line = state.timeline;
+    const wanted = new Set();
     for (const band of line.bands) {
-      const node = bandNode(band);
-      nodes.push(node);
-      placed.push({ node, start: band.start, end: band.end, minWidth: 1 });
+      const key = "band " + band.start + " " + band.priority + " " + band.payload;
+      wanted.add(key);
+      let item = shown.get(key);
+      if (item === undefined) {
+        item = { node: null, start: band.start, minWidth: 1, band };
+        item.node = bandNode(item);
+        timeline.bands.appendChild(item.node);
+        shown.set(key, item);
+      }
+      item.band = band;
+      item.end = band.end;
+      item.node.classList.toggle("current", band.end === null);
     }
     for (const gap of line.gaps) {
-      const node = svg("rect", { class: "gap", y: BAND_TOP, height: BAND_HEIGHT });
-      node.appendChild(titled("Redis was lost"));
-      nodes.push(node);
-      placed.push({ node, start: gap.start, end: gap.end, minWidth: 2 });
+      const key = "gap " + gap.start;
+      wanted.add(key);
+      let item = shown.get(key);
+      if (item === undefined) {
+        const node = svg("rect", { class: "gap", y: BAND_TOP, height: BAND_HEIGHT });
+        node.appendChild(titled("Redis was lost"));
+        timeline.gaps.appendChild(node);
+        item = { node, start: gap.start, minWidth: 2 };
+        shown.set(key, item);
+      }
+      item.end = gap.end;
     }
-    ui.timeline.replaceChildren(...nodes);
+    for (const [key, item] of shown) {
+      if (!wanted.has(key)) {
+        item.node.remove();
+        shown.delete(key);
+      }
+    }
     placeTimeline();
   }
 
   function placeTimeline() {
-    const width = Math.max(ui.timeline.clientWidth, 100);
+    const width = timeline.width;
     const now = serverNow();
     const from = now - windowSeconds;
     const x = (t) => ((Math.min(Math.max(t, from), now) - from) / windowSeconds) * width;
-    for (const item of placed) {
+    const since = state.timeline.since;
+    timeline.before.setAttribute("width", String(since === null ? 0 : x(since)));
+    for (const item of shown.values()) {
       const end = item.end === null ? now : item.end;
-      const shown = end >= from;
-      item.node.style.display = shown ? "" : "none";
-      if (!shown) continue;
+      const visible = end >= from;
+      item.node.style.display = visible ? "" : "none";
+      if (!visible) continue;
       item.node.setAttribute("x", String(x(item.start)));
       item.node.setAttribute("width", String(Math.max(x(end) - x(item.start), item.minWidth)));
     }
@@ -239,7 +268,7 @@
       label.textContent = utc(t, false).slice(0, step < 60 ? 8 : 5);
       ticks.push(label);
     }
-    ui.axis.replaceChildren(...ticks);
+    timeline.axis.replaceChildren(...ticks);
     ui.timeline.setAttribute("viewBox", "0 0 " + width + " " + TIMELINE_HEIGHT);
   }
 
@@ -249,13 +278,14 @@
     return title;
   }
 
-  function bandNode(band) {
-    const node = svg("svg", { class: band.end === null ? "band current" : "band", y: BAND_TOP, height: BAND_HEIGHT });
+  function bandNode(item) {
+    const band = item.band;
+    const node = svg("svg", { class: "band", y: BAND_TOP, height: BAND_HEIGHT });
     node.appendChild(svg("rect", { x: 0, y: 0, width: "100%", height: "100%", fill: "hsl(" + hue(band.payload) + ", 60%, 78%)" }));
     const label = svg("text", { class: "label", x: 4, y: BAND_HEIGHT / 2 + 4 });
     label.textContent = band.payload;
     node.appendChild(label);
-    node.addEventListener("mousemove", (event) => showTooltip(band, event));
+    node.addEventListener("mousemove", (event) => showTooltip(item.band, event));
     node.addEventListener("mouseleave", hideTooltip);
     return node;
   }
@@ -351,10 +381,14 @@
     events.onerror = () => { streamOpen = false; drawBanner(); };
   }
 
+  buildTimeline();
   ui.form.addEventListener("submit", push);
   setInterval(() => { if (state !== null) countDown(); }, TICK_MS);
   setInterval(() => { if (state !== null) placeTimeline(); }, 500);
-  window.addEventListener("resize", () => { if (state !== null) placeTimeline(); });
+  window.addEventListener("resize", () => {
+    measureTimeline();
+    if (state !== null) placeTimeline();
+  });
   for (const button of ui.zoom.querySelectorAll("button")) {
     button.addEventListener("click", () => chooseWindow(Number(button.dataset.seconds)));
   }
