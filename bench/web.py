@@ -133,9 +133,11 @@ async def follow_stream(session: Any, url: str, seen: Seen | None, opened: Seen)
             if not line.startswith(b"data: "):
                 continue
             when = time.time()
-            state = json.loads(line[6:])
             opened.note("open", when)
-            if seen is not None and state["packages"]:
+            if seen is None:
+                continue  # a bystander: reading its events is all it does
+            state = json.loads(line[6:])
+            if state["packages"]:
                 seen.note(state["packages"][0]["payload"], when)
 
 

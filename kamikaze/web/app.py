@@ -103,7 +103,10 @@ async def stream(hub: Hub, response: web.StreamResponse) -> None:
             version = await hub.wait(seen, HEARTBEAT)
             if hub.closed:
                 return
-            message = b": keep-alive\n\n" if version == seen else b"data: " + hub.data + b"\n\n"
+            if version == seen:
+                message = b": keep-alive\n\n"
+            else:
+                message = b"data: " + hub.message_for(seen) + b"\n\n"
             seen = version
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await response.write(message)

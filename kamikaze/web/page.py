@@ -17,6 +17,10 @@ from kamikaze.web.timeline import Timeline
 CONNECTING, CONNECTED, LOST = "connecting", "connected", "lost"
 
 
+def compact(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def expire_text(package: Package) -> str:
     return "never" if package.expire_time is None else utc_text(package.expire_time)
 
@@ -61,9 +65,13 @@ class PageState:
         return self.last.server_now() if self.last is not None else time.time()
 
     def publish(self) -> None:
-        self.hub.publish(json.dumps(self.as_json(), separators=(",", ":")).encode())
+        changed_from = self.timeline.take_changes()
+        whole = self.as_json()
+        delta = {**whole, "timeline": self.timeline.as_json(changed_from)}
+        self.hub.publish(compact(whole), compact(delta))
 
     def as_json(self) -> dict[str, Any]:
+        """The whole state; its timeline too."""
         last = self.last
         return {
             "queue": self.key,

@@ -25,6 +25,7 @@ ELLIPSIS = "\u2026"
 class Band:
     """One package's time on top; `end` None while it is on top now."""
 
+    seq: int  # numbers the bands in order, for the page to merge changes
     identity: int  # the package's member and score, hashed: labels are cut short
     payload: str
     priority: str
@@ -34,6 +35,7 @@ class Band:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "seq": self.seq,
             "payload": self.payload,
             "priority": self.priority,
             "expire_time": self.expire_time,
@@ -62,6 +64,8 @@ class Timeline:
         self.bands: deque[Band] = deque(maxlen=max_bands)
         self.gaps: deque[Gap] = deque(maxlen=max_gaps)
         self.since: float | None = None  # the first reading
+        self.next_seq = 1
+        self.changed_from: int | None = None  # the first band changed since take_changes()
 
     @property
     def current(self) -> Band | None:
@@ -82,11 +86,20 @@ class Timeline:
             if expired_at is not None and expired_at <= now:
                 changed_at = max(current.start, expired_at)  # it left the top then
             current.end = changed_at
+            self._changed(current.seq)
         if top is not None:
-            self.bands.append(
-                Band(hash(top), label(top.payload), repr(top.score), top.expire_time, changed_at)
-            )
+            band = Band(
+                self.next_seq, hash(top), label(top.payload), repr(top.score), top.expire_time,
+                changed_at,
+            )  # fmt: skip
+            self.next_seq += 1
+            self.bands.append(band)
+            self._changed(band.seq)
         self.prune(now)
+
+    def _changed(self, seq: int) -> None:
+        if self.changed_from is None or seq < self.changed_from:
+            self.changed_from = seq
 
     def lost(self, now: float) -> None:
         """Redis was lost at (about) server time `now`."""
@@ -105,10 +118,24 @@ class Timeline:
         while self.gaps and self.gaps[0].end is not None and self.gaps[0].end < oldest:
             self.gaps.popleft()
 
-    def as_json(self) -> dict[str, Any]:
+    def take_changes(self) -> int | None:
+        """The first band changed (or added) since the last call; None: none."""
+        changed, self.changed_from = self.changed_from, None
+        return changed
+
+    def as_json(self, changed_from: int | None = 0) -> dict[str, Any]:
+        """All of it; or, given `changed_from`, only the bands from that one on
+        (None: no band), and `first`, the oldest band kept: a page that had
+        the timeline before merges these into it."""
+        if changed_from is None:
+            bands: list[Band] = []
+        else:
+            bands = [band for band in self.bands if band.seq >= changed_from]
         return {
             "window": self.window,
             "since": self.since,
-            "bands": [band.as_json() for band in self.bands],
+            "whole": changed_from == 0,
+            "first": self.bands[0].seq if self.bands else self.next_seq,
+            "bands": [band.as_json() for band in bands],
             "gaps": [{"start": gap.start, "end": gap.end} for gap in self.gaps],
         }

@@ -41,6 +41,10 @@ BACK_WITHIN = 10_000  # ms: the reconnect backoff is capped at 2 s, plus the rec
 XSS = ["<img src=x onerror=alert(1)>", "<script>alert(2)</script>", '"><svg onload=alert(3)>']
 
 OpenPage = Callable[[str], Watched]
+# Where to point at a band: near its left end, the part that stays under a still
+# mouse longest as the window slides left (and its box's middle may lie past
+# its right end: the box holds all of its label, which the band shows cut).
+AT_ITS_START = {"position": {"x": 3, "y": 20}, "force": True}
 
 
 def top(page: Page) -> object:
@@ -145,7 +149,7 @@ def test_the_timeline_has_one_band_per_top_in_order(
     expect(page.locator("#timeline .band.current .label")).to_have_text("first")
 
     page.get_by_role("button", name="minute", exact=True).click()
-    page.locator("#timeline .band").nth(1).hover(force=True)  # it moves: the window slides
+    page.locator("#timeline .band").nth(1).hover(**AT_ITS_START)
     tooltip = page.locator("#tooltip")
     expect(tooltip).to_be_visible()
     expect(tooltip.locator(".tip-payload")).to_have_text("second")
@@ -179,7 +183,7 @@ def test_html_payloads_are_shown_as_text_and_never_run(
 
     page.get_by_role("button", name="minute", exact=True).click()
     page.wait_for_timeout(1500)  # the current band grows wide enough to point at
-    page.locator("#timeline .band.current").hover(force=True)  # it moves: the window slides
+    page.locator("#timeline .band.current").hover(**AT_ITS_START)
     expect(page.locator("#tooltip .tip-payload")).to_have_text(XSS[2])
     page.locator("#packages tbody tr", has_text=XSS[0]).get_by_role("button").click()
     expect(page.locator("#write-status")).to_have_text(
@@ -435,7 +439,7 @@ def test_a_screenshot_of_a_busy_queue(
     page.get_by_role("button", name="minute", exact=True).click()
     page.wait_for_timeout(800)
     page.set_viewport_size({"width": 1200, "height": 640})
-    page.locator("#timeline .band").nth(1).hover(force=True)  # it moves: the window slides
+    page.locator("#timeline .band").nth(1).hover(**AT_ITS_START)
     expect(page.locator("#tooltip")).to_be_visible()
     shot = tmp_path / "web.png"
     page.screenshot(path=str(shot), full_page=True)

@@ -80,3 +80,29 @@ def test_an_outage_is_a_gap_from_loss_to_return() -> None:
     timeline.back(T0 + 5)
     assert [(gap.start, gap.end) for gap in timeline.gaps] == [(T0 + 1, T0 + 5)]
     assert timeline.as_json()["gaps"] == [{"start": T0 + 1, "end": T0 + 5}]
+
+
+def test_a_change_of_top_sends_only_the_bands_it_changed() -> None:
+    timeline = Timeline()
+    for i in range(5):
+        timeline.observe(package(f"p{i}", -i), T0 + i)
+    assert timeline.take_changes() == 1
+    timeline.observe(package("p5", -5), T0 + 5)  # closes p4's band, opens p5's
+    changed = timeline.take_changes()
+    delta = timeline.as_json(changed)
+    assert [(band["payload"], band["end"]) for band in delta["bands"]] == [
+        ("p4", T0 + 5),
+        ("p5", None),
+    ]
+    assert delta["whole"] is False and delta["first"] == 1
+    assert timeline.take_changes() is None
+    assert timeline.as_json(None)["bands"] == []  # nothing changed: no band
+    whole = timeline.as_json()
+    assert whole["whole"] is True and len(whole["bands"]) == 6
+
+
+def test_first_says_which_bands_the_page_may_drop() -> None:
+    timeline = Timeline(max_bands=3)
+    for i in range(5):
+        timeline.observe(package(f"p{i}", -i), T0 + i)
+    assert timeline.as_json(timeline.take_changes())["first"] == 3

@@ -210,7 +210,7 @@
     const line = state.timeline;
     const wanted = new Set();
     for (const band of line.bands) {
-      const key = "band " + band.start + " " + band.priority + " " + band.payload;
+      const key = "band " + band.seq;
       wanted.add(key);
       let item = shown.get(key);
       if (item === undefined) {
@@ -363,9 +363,24 @@
 
   // The event stream -----------------------------------------------------------------
 
+  // The timeline's bands by number: a state brings them whole, or only those
+  // that changed since the state before (the others stand).
+  const bands = new Map();
+
+  function mergeBands(line) {
+    if (line.whole) bands.clear();
+    for (const band of line.bands) bands.set(band.seq, band);
+    for (const seq of bands.keys()) {
+      if (seq >= line.first) break;
+      bands.delete(seq);
+    }
+    line.bands = Array.from(bands.values());
+  }
+
   function receive(event) {
     state = JSON.parse(event.data);
     receivedAt = performance.now();
+    mergeBands(state.timeline);
     ui.writes.hidden = !state.writes;
     drawHeader();
     drawBanner();
