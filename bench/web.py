@@ -9,7 +9,8 @@ One run, one throwaway Redis server, the same pushes observed three ways:
   and by its page in Chromium (Debian's, through Playwright), where a
   MutationObserver notes when the top row shows the new payload;
 
-then the page again while `--viewers` more event streams are open.
+then the page again while `--viewers` more event streams are open (read
+by another process, as other machines would).
 
 Each push (Python API, from this process) becomes the new top; once every
 observer has seen it, it is removed again (so the queue stays at `--backlog`
@@ -155,6 +156,36 @@ async def streams(session: Any, url: str, count: int, seen: Seen | None) -> Asyn
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@contextlib.asynccontextmanager
+async def bystanders(url: str, count: int) -> AsyncIterator[None]:
+    """`count` more viewers, in a process of their own (as other machines would
+    be): they read every event and do nothing with it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.web", "--bystanders", url, "--viewers", str(count),
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert line.strip() == b"open", line
+        yield
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def stand_by(url: str, count: int) -> None:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        streams(session, url, count, None),
+    ):
+        print("open", flush=True)
+        await asyncio.Event().wait()
+
+
 async def measure(
     queue: Any, page: Any, observers: dict[str, Seen], pushes: int, gap: float, tag: str
 ) -> dict[str, list[float]]:
@@ -211,7 +242,7 @@ async def main(pushes: int, backlog: int, viewers: int, gap: float) -> None:
                 observers = {"consumer": called, "stream": streamed}
                 await measure(queue, page, observers, 20, gap, "warm")
                 alone = await measure(queue, page, observers, pushes, gap, "p")
-            async with streams(session, url, viewers, None):
+            async with bystanders(url, viewers):
                 crowded = await measure(queue, page, {}, pushes, gap, "c")
             await browser.close()
     finally:
@@ -246,5 +277,9 @@ if __name__ == "__main__":
     parser.add_argument("--backlog", type=int, default=10)
     parser.add_argument("--viewers", type=int, default=100)
     parser.add_argument("--gap", type=float, default=0.1)
+    parser.add_argument("--bystanders", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.pushes, args.backlog, args.viewers, args.gap))
+    if args.bystanders:
+        asyncio.run(stand_by(args.bystanders, args.viewers))
+    else:
+        asyncio.run(main(args.pushes, args.backlog, args.viewers, args.gap))
