@@ -103,10 +103,7 @@ async def stream(hub: Hub, response: web.StreamResponse) -> None:
             version = await hub.wait(seen, HEARTBEAT)
             if hub.closed:
                 return
-            if version == seen:
-                message = b": keep-alive\n\n"
-            else:
-                message = b"data: " + hub.message_for(seen) + b"\n\n"
+            message = b": keep-alive\n\n" if version == seen else hub.message_for(seen)
             seen = version
             async with asyncio.timeout(WRITE_TIMEOUT):
                 await response.write(message)

@@ -1,39 +1,63 @@
-"""The fan-out to viewers: the page's latest state, serialized once per change
-(whole, and as its difference from the state before), and each viewer's wait
-for the next one.
+"""The fan-out to viewers: the page's latest state, serialized once per change,
+and each viewer's wait for the next one.
 
-A viewer gets the latest state, never a backlog: one that reads slowly skips
-the states it missed, and then gets the whole state, so memory does not grow
-with slow or many viewers. A viewer that kept up gets the difference.
+A viewer gets the latest state, never a backlog of states: one that reads
+slowly skips the states it missed. The timeline is the exception, since the
+page keeps it and gets only its changes: a viewer that missed a few states
+(up to HISTORY) first gets the timeline changes of those, each a small
+`timeline` event; one further behind, or new, gets the whole state. Every
+message is serialized once, whoever receives it, so memory and work do not
+grow with slow or many viewers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
+
+HISTORY = 32  # versions whose timeline changes are kept for viewers that fell behind
+
+
+def event(data: bytes, kind: str | None = None) -> bytes:
+    """One server-sent event."""
+    head = b"" if kind is None else b"event: " + kind.encode() + b"\n"
+    return head + b"data: " + data + b"\n\n"
 
 
 class Hub:
     def __init__(self) -> None:
         self.version = 0
         self.data = b""  # the whole state
-        self.delta = b""  # what changed from version - 1 to version
+        self.delta = b""  # the state with only the timeline's changes since version - 1
+        self.history: deque[tuple[int, bytes]] = deque(maxlen=HISTORY)  # timeline changes
         self.closed = False
         self.viewers = 0
         self._changed = asyncio.Event()
 
-    def publish(self, data: bytes, delta: bytes | None = None) -> None:
-        """A new state, whole, and the change from the last one (None: send it whole)."""
+    def publish(self, data: bytes, delta: bytes | None = None, changes: bytes = b"") -> None:
+        """A new state: whole, as `delta` from the last one (None: only whole),
+        and the timeline's `changes` alone (for viewers that skip this state)."""
         if data == self.data:
             return
         self.version += 1
         self.data = data
+        if delta is None:
+            self.history.clear()  # nobody can catch up across this one
         self.delta = data if delta is None else delta
+        self.history.append((self.version, changes))
         self._wake()
 
     def message_for(self, seen: int) -> bytes:
-        """What a viewer that has version `seen` needs to get the latest."""
-        return self.delta if 0 < seen == self.version - 1 else self.data
+        """The events that bring a viewer that has version `seen` to the latest."""
+        if seen == self.version - 1 and seen > 0:
+            return event(self.delta)
+        oldest = self.history[0][0] if self.history else self.version
+        if seen <= 0 or seen < oldest - 1 or seen >= self.version:
+            return event(self.data)
+        missed = [event(changes, "timeline") for version, changes in self.history
+                  if seen < version < self.version]  # fmt: skip
+        return b"".join([*missed, event(self.delta)])
 
     async def wait(self, seen: int, timeout: float) -> int:
         """The latest version once it is past `seen` (at once if it is), or

@@ -65,10 +65,10 @@ class PageState:
         return self.last.server_now() if self.last is not None else time.time()
 
     def publish(self) -> None:
-        changed_from = self.timeline.take_changes()
+        changes = self.timeline.as_json(self.timeline.take_changes())
         whole = self.as_json()
-        delta = {**whole, "timeline": self.timeline.as_json(changed_from)}
-        self.hub.publish(compact(whole), compact(delta))
+        delta = {**whole, "timeline": changes}
+        self.hub.publish(compact(whole), compact(delta), compact(changes))
 
     def as_json(self) -> dict[str, Any]:
         """The whole state; its timeline too."""

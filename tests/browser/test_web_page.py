@@ -26,7 +26,11 @@ import pytest
 import redis
 from playwright.sync_api import Page, expect
 
+from kamikaze.package import Package
 from kamikaze.sync import SyncQueue
+from kamikaze.web.feed import Snapshot
+from kamikaze.web.hub import Hub
+from kamikaze.web.page import PageState
 from tests.browser.conftest import Watched
 from tests.integration.processes import Service, run
 from tests.servers import RedisServer, free_port
@@ -448,3 +452,76 @@ def test_a_screenshot_of_a_busy_queue(
     if os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         SCREENSHOT.write_bytes(shot.read_bytes())
+
+
+# A page that fell behind ----------------------------------------------------------------
+
+
+def test_a_page_that_fell_behind_merges_the_timeline_changes_it_missed(
+    open_page: OpenPage,
+) -> None:
+    """The page's files, served with a scripted event stream: the state with
+    band A, then (the page having missed two states) the timeline changes of
+    those two and the latest state: the page shows A, B, C, D in order."""
+    hub = Hub()
+    page_state = PageState("scripted", "nowhere", writes=False, hub=hub)
+    now = time.time()
+    for i, payload in enumerate("ABCD"):
+        page_state.snapshot(Snapshot([Package.create(payload, -i, now + 600)], 1, now + i))
+        if payload == "A":
+            first, seen = hub.message_for(0), hub.version
+    caught_up = hub.message_for(seen)
+    assert caught_up.count(b"event: timeline") == 2 and b'"whole":true' not in caught_up
+    with ScriptedServer([first, caught_up]) as url:
+        page = open_page(url).page
+        labels = page.locator("#timeline .band .label")
+        expect(labels).to_have_text(["A", "B", "C", "D"])
+        expect(page.locator("#timeline .band.current .label")).to_have_text("D")
+        expect(top(page)).to_have_text("D")
+
+
+class ScriptedServer:
+    """The page's own files, and an event stream that sends `messages` 0.5 s apart."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        static = ROOT / "kamikaze" / "web" / "static"
+        files = {"/": "index.html", "/app.js": "app.js", "/style.css": "style.css"}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/events":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for message in messages:
+                        time.sleep(0.5)
+                        self.wfile.write(message)
+                        self.wfile.flush()
+                    time.sleep(5)
+                    return
+                name = files.get(self.path)
+                if name is None:
+                    self.send_error(404)
+                    return
+                body = (static / name).read_bytes()
+                self.send_response(200)
+                kind = {"html": "text/html", "js": "text/javascript", "css": "text/css"}
+                self.send_header("Content-Type", kind[name.rsplit(".", 1)[1]])
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -393,6 +393,9 @@
     const events = new EventSource("events");
     events.onopen = () => { streamOpen = true; drawBanner(); };
     events.onmessage = receive;
+    // The timeline's changes in states this page skipped (it was slow): merged,
+    // drawn with the state that follows.
+    events.addEventListener("timeline", (event) => mergeBands(JSON.parse(event.data)));
     events.onerror = () => { streamOpen = false; drawBanner(); };
   }
 
