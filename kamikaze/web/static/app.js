@@ -12,6 +12,7 @@
   const TIMELINE_HEIGHT = 72;
   const BAND_TOP = 6;
   const BAND_HEIGHT = 40;
+  const REBASE_PX = 1e6;
   const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
   let windowSeconds = 3600; // how much of the timeline is shown: the zoom buttons
 
@@ -182,10 +183,12 @@
   }
 
   // The timeline's parts are kept between states: a new state adds the bands
-  // it did not have and drops those it no longer has, and every half second
-  // they are placed again (the window slides, the current band grows), so a
-  // hover stays put and an update costs little however many bands there are.
-  const timeline = { before: null, axis: null, bands: null, gaps: null, width: 0 };
+  // it did not have, closes the one that ended and drops those it no longer
+  // has. Bands are placed once, at times measured from a fixed origin; as time
+  // passes only the group that holds them slides (one transform) and the
+  // current band grows. So an update or a tick costs the same however many
+  // bands there are, and a hover stays put between them.
+  const timeline = { slide: null, before: null, axis: null, width: 0, origin: null, scale: 0 };
   const shown = new Map(); // key -> {node, start, end (null: now), minWidth, band}
 
   function buildTimeline() {
@@ -193,34 +196,53 @@
     const hatch = svg("pattern", { id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
     hatch.appendChild(svg("line", { class: "hatch-line", x1: 0, y1: 0, x2: 0, y2: 6 }));
     defs.appendChild(hatch);
+    timeline.axis = svg("g", { class: "axis" });
+    timeline.slide = svg("g", { class: "slide" });
     timeline.before = svg("rect", { class: "before", y: BAND_TOP, height: BAND_HEIGHT, width: 0 });
     timeline.before.appendChild(titled("before kamikaze web started"));
-    timeline.axis = svg("g", { class: "axis" });
     timeline.bands = svg("g", { class: "bands" });
     timeline.gaps = svg("g", { class: "gaps" });
-    ui.timeline.replaceChildren(defs, timeline.before, timeline.axis, timeline.bands, timeline.gaps);
+    timeline.slide.append(timeline.before, timeline.bands, timeline.gaps);
+    ui.timeline.replaceChildren(defs, timeline.axis, timeline.slide);
     measureTimeline();
   }
 
   function measureTimeline() {
     timeline.width = Math.max(ui.timeline.clientWidth, 100);
+    timeline.scale = timeline.width / windowSeconds;
+    for (const item of shown.values()) place(item);
+  }
+
+  // x of time t in the sliding group.
+  function at(t) {
+    return (t - timeline.origin) * timeline.scale;
+  }
+
+  function place(item) {
+    const end = item.end === null ? serverNow() : item.end;
+    item.node.setAttribute("x", String(at(item.start)));
+    item.node.setAttribute("width", String(Math.max((end - item.start) * timeline.scale, item.minWidth)));
   }
 
   function drawTimeline() {
     const line = state.timeline;
+    if (timeline.origin === null) timeline.origin = line.since === null ? state.server_time : line.since;
     const wanted = new Set();
     for (const band of line.bands) {
       const key = "band " + band.seq;
       wanted.add(key);
       let item = shown.get(key);
       if (item === undefined) {
-        item = { node: null, start: band.start, minWidth: 1, band };
+        item = { node: null, start: band.start, end: band.end, minWidth: 1, band };
         item.node = bandNode(item);
         timeline.bands.appendChild(item.node);
         shown.set(key, item);
+        place(item);
+      } else if (item.end !== band.end) {
+        item.end = band.end;
+        place(item);
       }
       item.band = band;
-      item.end = band.end;
       item.node.classList.toggle("current", band.end === null);
     }
     for (const gap of line.gaps) {
@@ -231,10 +253,13 @@
         const node = svg("rect", { class: "gap", y: BAND_TOP, height: BAND_HEIGHT });
         node.appendChild(titled("Redis was lost"));
         timeline.gaps.appendChild(node);
-        item = { node, start: gap.start, minWidth: 2 };
+        item = { node, start: gap.start, end: gap.end, minWidth: 2 };
         shown.set(key, item);
+        place(item);
+      } else if (item.end !== gap.end) {
+        item.end = gap.end;
+        place(item);
       }
-      item.end = gap.end;
     }
     for (const [key, item] of shown) {
       if (!wanted.has(key)) {
@@ -242,24 +267,27 @@
         shown.delete(key);
       }
     }
-    placeTimeline();
+    slideTimeline();
   }
 
-  function placeTimeline() {
+  // The window follows the clock: slide the bands, grow the open ones, redo the axis.
+  function slideTimeline() {
     const width = timeline.width;
     const now = serverNow();
     const from = now - windowSeconds;
-    const x = (t) => ((Math.min(Math.max(t, from), now) - from) / windowSeconds) * width;
-    const since = state.timeline.since;
-    timeline.before.setAttribute("width", String(since === null ? 0 : x(since)));
-    for (const item of shown.values()) {
-      const end = item.end === null ? now : item.end;
-      const visible = end >= from;
-      item.node.style.display = visible ? "" : "none";
-      if (!visible) continue;
-      item.node.setAttribute("x", String(x(item.start)));
-      item.node.setAttribute("width", String(Math.max(x(end) - x(item.start), item.minWidth)));
+    if (Math.abs(at(from)) > REBASE_PX) {
+      timeline.origin = from; // far from the origin, coordinates lose precision
+      for (const item of shown.values()) place(item);
     }
+    timeline.slide.setAttribute("transform", "translate(" + (-at(from)) + " 0)");
+    const since = state.timeline.since;
+    const beforeFrom = from - windowSeconds;
+    timeline.before.setAttribute("x", String(at(beforeFrom)));
+    timeline.before.setAttribute("width", String(since === null ? 0 : Math.max(at(since) - at(beforeFrom), 0)));
+    for (const item of shown.values()) {
+      if (item.end === null) place(item);
+    }
+    const x = (t) => (t - from) * timeline.scale;
     const step = TICK_STEPS.find((s) => windowSeconds / s <= 8);
     const ticks = [];
     for (let t = Math.ceil(from / step) * step; t <= now; t += step) {
@@ -295,7 +323,8 @@
     for (const button of ui.zoom.querySelectorAll("button")) {
       button.setAttribute("aria-pressed", String(Number(button.dataset.seconds) === seconds));
     }
-    if (state !== null) placeTimeline();
+    measureTimeline();
+    if (state !== null) slideTimeline();
   }
 
   function showTooltip(band, event) {
@@ -402,10 +431,11 @@
   buildTimeline();
   ui.form.addEventListener("submit", push);
   setInterval(() => { if (state !== null) countDown(); }, TICK_MS);
-  setInterval(() => { if (state !== null) placeTimeline(); }, 500);
+  setInterval(() => { if (state !== null) slideTimeline(); }, 500);
   window.addEventListener("resize", () => {
     measureTimeline();
-    if (state !== null) placeTimeline();
+    measureTimeline();
+    if (state !== null) slideTimeline();
   });
   for (const button of ui.zoom.querySelectorAll("button")) {
     button.addEventListener("click", () => chooseWindow(Number(button.dataset.seconds)));
