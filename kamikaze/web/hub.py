@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 
 HISTORY = 32  # versions whose timeline changes are kept for viewers that fell behind
 
@@ -28,25 +29,30 @@ def event(data: bytes, kind: str | None = None) -> bytes:
 class Hub:
     def __init__(self) -> None:
         self.version = 0
-        self.data = b""  # the whole state
-        self.delta = b""  # the state with only the timeline's changes since version - 1
+        self.delta = b""  # the state, with only the timeline's changes since version - 1
         self.history: deque[tuple[int, bytes]] = deque(maxlen=HISTORY)  # timeline changes
         self.closed = False
         self.viewers = 0
         self._changed = asyncio.Event()
+        self._whole: Callable[[], bytes] = bytes
+        self._whole_data: bytes | None = None
 
-    def publish(self, data: bytes, delta: bytes | None = None, changes: bytes = b"") -> None:
-        """A new state: whole, as `delta` from the last one (None: only whole),
-        and the timeline's `changes` alone (for viewers that skip this state)."""
-        if data == self.data:
-            return
+    def publish(self, delta: bytes, changes: bytes, whole: Callable[[], bytes]) -> None:
+        """A new state: as its difference from the last one (`delta`), the
+        timeline's `changes` alone (for viewers that skip this state), and how
+        to make it whole (for new viewers: called at most once, if needed)."""
         self.version += 1
-        self.data = data
-        if delta is None:
-            self.history.clear()  # nobody can catch up across this one
-        self.delta = data if delta is None else delta
+        self.delta = delta
         self.history.append((self.version, changes))
+        self._whole, self._whole_data = whole, None
         self._wake()
+
+    @property
+    def data(self) -> bytes:
+        """The latest state, whole."""
+        if self._whole_data is None:
+            self._whole_data = self._whole()
+        return self._whole_data
 
     def message_for(self, seen: int) -> bytes:
         """The events that bring a viewer that has version `seen` to the latest."""

@@ -65,15 +65,16 @@ class PageState:
         return self.last.server_now() if self.last is not None else time.time()
 
     def publish(self) -> None:
+        """Tell the viewers. The whole state (the whole timeline) is serialized
+        only if a viewer needs it: most get the timeline's changes."""
         changes = self.timeline.as_json(self.timeline.take_changes())
-        whole = self.as_json()
-        delta = {**whole, "timeline": changes}
-        self.hub.publish(compact(whole), compact(delta), compact(changes))
+        delta = compact({**self.as_json(timeline=False), "timeline": changes})
+        self.hub.publish(delta, compact(changes), lambda: compact(self.as_json()))
 
-    def as_json(self) -> dict[str, Any]:
-        """The whole state; its timeline too."""
+    def as_json(self, timeline: bool = True) -> dict[str, Any]:
+        """The state, with the whole timeline (or none)."""
         last = self.last
-        return {
+        state = {
             "queue": self.key,
             "address": self.address,
             "writes": self.writes,
@@ -83,8 +84,10 @@ class PageState:
             "server_time": self.server_now(),
             "size": None if last is None else last.size,
             "packages": [] if last is None else [self._row(p) for p in last.packages],
-            "timeline": self.timeline.as_json(),
         }
+        if timeline:
+            state["timeline"] = self.timeline.as_json()
+        return state
 
     def _row(self, package: Package) -> dict[str, Any]:
         return {
