@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from kamikaze.errors import redis_error_line
+from kamikaze.http_server import BriefLines
 from kamikaze.package import as_bytes
 from kamikaze.queue import Queue, check_expire_time
 from kamikaze.settings import Settings
@@ -24,6 +25,10 @@ from kamikaze.web.guard import shorten, write_refusal
 from kamikaze.web.page import expire_text
 
 log = logging.getLogger("kamikaze.web")
+# Anyone who reaches the port can be refused: at most one line of each kind per
+# 10 s, with a count of the others (the HTTP stack's brief lines).
+refusals = logging.getLogger("kamikaze.web.refusals")
+refusals.addFilter(BriefLines())
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,7 +65,7 @@ class Writes:
                 )
             refusal = write_refusal(request, self.token)
             if refusal is not None:
-                log.warning("refused a write from %s: %s", request.remote, refusal)
+                refusals.warning("refused a write from %s: %s", request.remote, refusal)
                 return refuse(HTTPStatus.FORBIDDEN, refusal)
             try:
                 body = await json_object(request)

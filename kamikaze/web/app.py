@@ -43,10 +43,15 @@ def web_app(hub: Hub, writes: Writes, listening_on: str, max_viewers: int) -> we
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         refusal = host_refusal(request, listening_on)
+        response: web.StreamResponse
         if refusal is not None:
-            response: web.StreamResponse = refuse(HTTPStatus.FORBIDDEN, refusal)
+            response = refuse(HTTPStatus.FORBIDDEN, refusal)
         else:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # 404, 405...: raised, not returned
+                exc.headers.update(SECURITY_HEADERS)
+                raise
         if not response.prepared:
             response.headers.update(SECURITY_HEADERS)
         return response

@@ -116,6 +116,9 @@ async def test_the_page_and_its_files_carry_a_strict_content_security_policy(
             assert "script-src 'self'" in policy and "default-src 'none'" in policy
             assert "frame-ancestors 'none'" in policy
             assert response.headers["X-Content-Type-Options"] == "nosniff"
+    async with http.get(web.url + "nosuch") as response:
+        assert response.status == 404
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
 async def test_a_host_name_rebound_to_loopback_is_refused(
