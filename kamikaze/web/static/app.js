@@ -188,7 +188,7 @@
   // passes only the group that holds them slides (one transform) and the
   // current band grows. So an update or a tick costs the same however many
   // bands there are, and a hover stays put between them.
-  const timeline = { slide: null, before: null, axis: null, width: 0, origin: null, scale: 0 };
+  const timeline = { slides: [], before: null, axis: null, width: 0, origin: null, scale: 0 };
   const shown = new Map(); // key -> {node, start, end (null: now), minWidth, band}
 
   function buildTimeline() {
@@ -197,13 +197,15 @@
     hatch.appendChild(svg("line", { class: "hatch-line", x1: 0, y1: 0, x2: 0, y2: 6 }));
     defs.appendChild(hatch);
     timeline.axis = svg("g", { class: "axis" });
-    timeline.slide = svg("g", { class: "slide" });
+    // Two sliding layers: the shading before the start under the axis, the bands over it.
+    timeline.slides = [svg("g", { class: "slide" }), svg("g", { class: "slide" })];
     timeline.before = svg("rect", { class: "before", y: BAND_TOP, height: BAND_HEIGHT, width: 0 });
     timeline.before.appendChild(titled("before kamikaze web started"));
     timeline.bands = svg("g", { class: "bands" });
     timeline.gaps = svg("g", { class: "gaps" });
-    timeline.slide.append(timeline.before, timeline.bands, timeline.gaps);
-    ui.timeline.replaceChildren(defs, timeline.axis, timeline.slide);
+    timeline.slides[0].append(timeline.before);
+    timeline.slides[1].append(timeline.bands, timeline.gaps);
+    ui.timeline.replaceChildren(defs, timeline.slides[0], timeline.axis, timeline.slides[1]);
     measureTimeline();
   }
 
@@ -279,7 +281,9 @@
       timeline.origin = from; // far from the origin, coordinates lose precision
       for (const item of shown.values()) place(item);
     }
-    timeline.slide.setAttribute("transform", "translate(" + (-at(from)) + " 0)");
+    for (const slide of timeline.slides) {
+      slide.setAttribute("transform", "translate(" + (-at(from)) + " 0)");
+    }
     const since = state.timeline.since;
     const beforeFrom = from - windowSeconds;
     timeline.before.setAttribute("x", String(at(beforeFrom)));
