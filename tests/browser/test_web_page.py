@@ -338,6 +338,25 @@ def test_the_banner_shows_while_redis_is_lost_and_updates_resume(
     expect(page.locator("#timeline .gap")).to_have_count(1)
 
 
+def test_the_page_says_when_kamikaze_web_is_gone_and_reconnects_when_it_is_back(
+    start_web: Callable[..., WebProcess],
+    open_page: OpenPage,
+    queue: SyncQueue,
+) -> None:
+    port = str(free_port())
+    web = start_web("--port", port)
+    queue.push("before", 600, 1)
+    page = open_page(web.url).page
+    banner = page.locator("#banner")
+    expect(top(page)).to_have_text("before")
+    web.kill()
+    expect(banner).to_have_text("Lost the connection to kamikaze web; reconnecting\u2026")
+    queue.push("meanwhile", 600, 0)
+    start_web("--port", port)
+    expect(banner).to_be_hidden(timeout=5000)
+    expect(top(page)).to_have_text("meanwhile")
+
+
 # Many viewers ---------------------------------------------------------------------------
 
 
