@@ -472,6 +472,110 @@ def watch(settings: Settings) -> None:
             ) from None
 
 
+@connection_options
+@main.command()
+@click.option(
+    "--host",
+    cls=EnvOption,
+    envvar="KAMIKAZE_WEB_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    callback=lambda ctx, param, host: dotted_quad(host),
+    metavar="HOST",
+    help="The address the page is served on.",
+)
+@click.option(
+    "--port",
+    cls=EnvOption,
+    envvar="KAMIKAZE_WEB_PORT",
+    type=click.IntRange(0, 65535),
+    default=8099,
+    show_default=True,
+    metavar="PORT",
+    help="The port the page is served on; 0 picks a free one.",
+)
+@click.option(
+    "--rows",
+    cls=EnvOption,
+    envvar="KAMIKAZE_WEB_ROWS",
+    type=click.IntRange(1, 10_000),
+    default=200,
+    show_default=True,
+    metavar="N",
+    help="Packages shown, top first.",
+)
+@click.option(
+    "--allow-writes",
+    cls=EnvOption,
+    envvar="KAMIKAZE_WEB_ALLOW_WRITES",
+    is_flag=True,
+    help="A push form and remove buttons, for holders of the token.",
+)
+@click.option(
+    "--token-file",
+    cls=EnvOption,
+    envvar="KAMIKAZE_WEB_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="The token writes need: the file's first line (16 characters or more).",
+)
+def web(
+    host: str, port: int, rows: int, allow_writes: bool, token_file: str | None, settings: Settings
+) -> None:
+    """Serve a live page of the queue (pip install 'kamikaze[web]').
+
+    The page shows the packages, top first, with TTLs counting down, and a
+    timeline of what was on top over the last hour; it is updated on each
+    change. Read-only unless --allow-writes, and then every write needs the
+    token of --token-file.
+    """
+    require_web()
+    token = read_web_token(token_file) if allow_writes else None
+    if settings.embedded:
+        require_embedded(settings)
+
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from kamikaze import runtime
+    from kamikaze.errors import ListenError
+    from kamikaze.web.server import WebOptions, serve_web
+
+    options = WebOptions(host, port, rows, token)
+
+    def serving(stop: asyncio.Event) -> Any:
+        return serve_web(settings, options, stop)
+
+    with runtime.shutdown_on_signals() as shutdown:
+        try:
+            runtime.run(serving, shutdown)
+        except ListenError as exc:
+            if exc.bad_host:
+                raise bad_value("host", f"{exc.host!r}: {exc.reason}") from None
+            raise Failure(str(exc)) from None
+        except (RedisError, RedisClusterException) as exc:  # fatal: see QueueFeed.run
+            raise redis_failure(settings, exc) from None
+
+
+def require_web() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is None:
+        raise click.UsageError("kamikaze web needs aiohttp: pip install 'kamikaze[web]'")
+
+
+def read_web_token(path: str | None) -> str:
+    if path is None:
+        raise bad_value(
+            "token_file", "--allow-writes needs a token: --token-file PATH (the file's first line)"
+        )
+    from kamikaze.web.guard import TokenError, read_token
+
+    try:
+        return read_token(path)
+    except TokenError as exc:
+        raise bad_value("token_file", str(exc)) from None
+
+
 @main.command()
 def version() -> None:
     """Print the version (as 0.1.x did)."""

@@ -199,7 +199,7 @@ def test_every_option_without_a_variable_is_in_the_configuration_table(built: Pa
 def test_no_environment_variable_in_the_docs_is_made_up() -> None:
     """Each KAMIKAZE_* name in the docs is read by the CLI, the code, the
     tests or the systemd unit."""
-    sources = [*ROOT.glob("kamikaze/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
+    sources = [*ROOT.glob("kamikaze/**/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("contrib/*")]
     known = set(with_envvar()) | {
         name
         for path in sources
