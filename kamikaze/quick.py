@@ -49,7 +49,11 @@ class Invocation:
 
 
 def main() -> None:
-    code = run(sys.argv[1:], os.environ)
+    try:
+        code = run(sys.argv[1:], os.environ)
+    except KeyboardInterrupt:  # as click says it
+        sys.stderr.write("\nAborted!\n")
+        code = 1
     if code is None:
         from kamikaze.cli import main as full_cli
 
