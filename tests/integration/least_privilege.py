@@ -143,9 +143,48 @@ def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[st
     assert "cleared 1 package " in ok("clear", "--yes")
     service.expect("Queue is empty")
     watch.expect(" 0 packages")
+    exercise_web(env, services)
     for process in (service, watch):
         assert process.stop(signal.SIGTERM)[0] == 0
-    return {"service", "watch", "push", "list", "remove", "clear"}
+    return {"service", "watch", "push", "list", "remove", "clear", "web"}
+
+
+def exercise_web(env: Mapping[str, str], services: list[Service]) -> None:
+    """`kamikaze web` with writes: its state, a push and a remove through it."""
+    import json
+    import tempfile
+    import time
+    import urllib.request
+
+    with tempfile.NamedTemporaryFile("w", suffix=".token") as token_file:
+        token = "least-privilege-token-0123456789"
+        token_file.write(token + "\n")
+        token_file.flush()
+        web = Service(
+            "web", "--port", "0", "--allow-writes", "--token-file", token_file.name, env=env
+        )
+        services.append(web)
+        url = web.expect("on http://", timeout=15).split("on ", 1)[1].split(" ", 1)[0]
+
+        def post(path: str, body: dict[str, Any]) -> int:
+            request = urllib.request.Request(
+                url + path, json.dumps(body).encode(),
+                {"Content-Type": "application/json", "X-Kamikaze-Token": token},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+
+        def payloads() -> list[str]:
+            with urllib.request.urlopen(url + "api/state", timeout=10) as response:
+                return [row["payload"] for row in json.load(response)["packages"]]
+
+        assert post("api/push", {"payload": "from-web", "ttl": 100, "priority": 1}) == 200
+        deadline = time.monotonic() + 10
+        while payloads() != ["from-web"]:
+            assert time.monotonic() < deadline, payloads()
+            time.sleep(0.05)
+        assert post("api/remove", {"payload": "from-web"}) == 200
+        assert web.stop(signal.SIGTERM)[0] == 0
 
 
 def commands_that_talk_to_redis() -> set[str]:

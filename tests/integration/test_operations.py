@@ -848,7 +848,8 @@ def test_bash_completes_commands_and_option_values() -> None:
 
     assert complete("kamikaze pu", 1) == ["plain,push"]
     assert complete("kamikaze ", 1) == [
-        f"plain,{c}" for c in ("clear", "list", "push", "remove", "service", "version", "watch")
+        f"plain,{c}"
+        for c in ("clear", "list", "push", "remove", "service", "version", "watch", "web")
     ]
     assert complete("kamikaze --log-format ", 2) == ["plain,human", "plain,json"]
     assert complete("kamikaze service --metrics", 2) == [
