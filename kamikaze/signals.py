@@ -74,7 +74,12 @@ class Signals:
         if message is None:
             return False
         _check(message)
+        connection = self.pubsub.connection
         for _ in range(DRAIN_LIMIT):
+            # Only what has arrived already: asking with a zero timeout when
+            # nothing has costs a cancelled read, a loop round, at each wake-up.
+            if connection is None or not await connection.can_read_destructive():
+                return True
             message = await self.pubsub.get_message(timeout=0)
             if message is None:
                 return True
