@@ -78,7 +78,7 @@ class Signals:
         for _ in range(DRAIN_LIMIT):
             # Only what has arrived already: asking with a zero timeout when
             # nothing has costs a cancelled read, a loop round, at each wake-up.
-            if connection is None or not await connection.can_read_destructive():
+            if connection is None or not await connection.can_read():
                 return True
             message = await self.pubsub.get_message(timeout=0)
             if message is None:
