@@ -22,7 +22,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 10.0  # seconds between sweeps: the most an expired package stays
-DUTY_CYCLE = 0.2  # the most of Redis' time a sweep or reconcile pass may take
+DUTY_CYCLE = 0.1  # the most of Redis' time a sweep or reconcile pass may take
 RECONCILE_EVERY = 360  # sweeps between full reconcile passes even when sizes agree (1 h)
 
 
