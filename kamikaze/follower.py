@@ -23,7 +23,7 @@ _UNSET: Any = object()
 # Event loop timers miss by up to a millisecond: asyncio rounds its select()
 # timeouts up to whole ms, uvloop's timers run on a ms clock and fire up to
 # 1 ms early. So the timer is set TIMER_SLACK before an expiry, and the rest
-# is waited for by yielding to the loop until the server's clock is there.
+# is waited for by yielding to the loop (until_expired).
 TIMER_SLACK = 0.002
 
 
@@ -137,7 +137,10 @@ class Follower:
 
 
 async def until_expired(reading: TopReading) -> None:
-    """Yield to the event loop until the top of `reading` has expired by the
-    server's clock at the earliest it can be (so never before it has)."""
-    while reading.seconds_to_expiry():
+    """Yield to the event loop until a read sent now reaches Redis after the
+    top's expire time: the server's clock at its latest (the request of
+    `reading` took at least the way back to come back). Redis decides what
+    has expired when the read arrives, so the consumer is never called
+    early; at worst the read finds the same top and is made again."""
+    while not reading.top_expired():
         await asyncio.sleep(0)

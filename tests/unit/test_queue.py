@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -644,3 +645,23 @@ async def test_background_steps_rest_for_their_duty_cycle() -> None:
 
     assert await kamikaze.sweep.paced(step, lambda: next(clock), sleep) == "done"
     assert rests == [pytest.approx(0.03 * (1 / kamikaze.sweep.DUTY_CYCLE - 1))]
+
+
+async def test_the_expiry_read_is_sent_to_arrive_at_the_expire_time() -> None:
+    """Covers: docs/guarantees.rst (on time, never early). The read of an
+    expired top leaves when a request sent now reaches Redis at the expire
+    time (the server's clock at its latest), not a whole reply's transit
+    later; Redis itself decides what has expired, so this is never early."""
+    from kamikaze.follower import until_expired
+    from kamikaze.package import Package
+    from kamikaze.queue import TopReading
+
+    now = time.monotonic()
+    transit = 0.2  # the request left 0.2 s before its reply came back
+    top = Package.create("job", priority=1, expire_time=1000.3)
+    reading = TopReading(top, server_time=1000.0, sent_at=now - transit, read_at=now)
+
+    await asyncio.wait_for(until_expired(reading), 5)
+
+    assert reading.top_expired()
+    assert reading.seconds_to_expiry() > 0.1  # by the earliest clock it is still 0.2 s away
