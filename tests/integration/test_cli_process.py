@@ -93,6 +93,31 @@ def test_list_json_fields(env: dict[str, str]) -> None:
     assert abs(package["expire_time"] - time.time() - package["ttl"]) < 1
 
 
+async def test_a_database_other_than_0_is_selected(
+    env: dict[str, str], redis: Any, settings: Settings
+) -> None:
+    """The database in the URL is the one written, read and removed from
+    (SELECT on the fast path's own connection), never database 0."""
+    assert settings.redis_url and settings.redis_url.endswith("/0")
+    url = settings.redis_url[: -len("0")] + "3"
+    env3 = {**env, "KAMIKAZE_REDIS_URL": url}
+    for payload in ("in-three", "gone"):
+        assert run("push", payload, "60", "1", env=env3).returncode == 0
+    assert run("remove", "gone", env=env3).returncode == 0
+    listed = run("list", "--json", env=env3)
+    assert [p["payload"] for p in json.loads(listed.stdout)] == ["in-three"]
+    assert await redis.exists(settings.key) == 0  # nothing in database 0
+    from redis.asyncio import Redis
+
+    three = Redis.from_url(url)
+    try:
+        members = await three.zrange(settings.key, 0, -1)
+        assert [member.split(b":", 1)[1] for member in members] == [b"in-three"]
+    finally:
+        await three.aclose()
+    assert run("list", "--json", env=env).stdout.strip() == "[]"
+
+
 async def test_push_writes_the_zero_one_format_from_the_server_clock(
     env: dict[str, str], redis: Any, settings: Settings
 ) -> None:
