@@ -27,27 +27,15 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from bench.common import ms, print_table, start_server, summary
+from tests.webpage import CHROMIUM, CHROMIUM_ARGS, SERVING
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KEY = "bench-web"
-SERVING = re.compile(r" on (http://\S+/) \(")
 OBSERVE_TOP = """() => {
   window.seen = {};
   const body = document.querySelector("#packages tbody");

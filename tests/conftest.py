@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
 import pytest
 
 from kamikaze.settings import Settings
+from tests.integration.processes import Service
 from tests.servers import RedisServer, missing_servers, server_binaries
+from tests.webpage import WebProcess
 
 _keys = itertools.count()
 
@@ -31,6 +33,27 @@ async def redis(settings: Settings) -> AsyncIterator[object]:
     client = settings.client()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def services() -> Iterator[list[Service]]:
+    """`kamikaze service` (or `web`) processes a test starts; killed at its end."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        service.kill()
+
+
+@pytest.fixture
+def start_web(env: dict[str, str], services: list[Service]) -> Callable[..., WebProcess]:
+    """Starts `kamikaze web` on a free port, aimed at the test's queue (`env`)."""
+
+    def start(*args: str, environment: dict[str, str] | None = None) -> WebProcess:
+        process = WebProcess(*args, env=environment or env)
+        services.append(process)
+        return process
+
+    return start
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

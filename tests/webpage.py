@@ -11,6 +11,17 @@ from pathlib import Path
 from tests.integration.processes import Service
 
 SERVING = re.compile(r" on (http://\S+/) \(")
+CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright's own download cannot be fetched here
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class WebProcess(Service):

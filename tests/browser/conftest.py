@@ -14,21 +14,10 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from kamikaze.sync import SyncQueue
-from tests.integration.processes import Service, kamikaze_env
+from tests.integration.processes import kamikaze_env
 from tests.servers import RedisServer, server_binaries
-from tests.webpage import WebProcess, token_file
+from tests.webpage import CHROMIUM, CHROMIUM_ARGS, token_file
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright's own download cannot be fetched here
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVERS = sorted(server_binaries().items())
 _keys = itertools.count()
 
@@ -91,24 +80,6 @@ def env(server: RedisServer) -> dict[str, str]:
 def queue(server: RedisServer, env: dict[str, str]) -> Iterator[SyncQueue]:
     with SyncQueue(server.url, env["KAMIKAZE_KEY"]) as queue:
         yield queue
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Service]]:
-    started: list[Service] = []
-    yield started
-    for process in started:
-        process.kill()
-
-
-@pytest.fixture
-def start_web(env: dict[str, str], processes: list[Service]) -> Callable[..., WebProcess]:
-    def start(*args: str) -> WebProcess:
-        process = WebProcess(*args, env=env)
-        processes.append(process)
-        return process
-
-    return start
 
 
 @pytest.fixture

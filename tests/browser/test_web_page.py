@@ -284,11 +284,11 @@ def test_a_push_from_the_form_reaches_a_running_service(
     queue: SyncQueue,
     token: tuple[Path, str],
     env: dict[str, str],
-    processes: list[Service],
+    services: list[Service],
 ) -> None:
     path, secret = token
     service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
-    processes.append(service)
+    services.append(service)
     service.expect("Queue is empty")
     page = open_page(start_web("--allow-writes", "--token-file", str(path)).url).page
     page.fill("#push-payload", "from the page")

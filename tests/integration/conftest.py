@@ -14,7 +14,7 @@ from kamikaze.queue import Queue
 from kamikaze.runtime import stop_task
 from kamikaze.service import Dispatcher
 from kamikaze.settings import Settings
-from tests.integration.processes import Service, kamikaze_env
+from tests.integration.processes import kamikaze_env
 from tests.topologies import Certs, TlsServer, make_certs
 
 _MISSING = object()
@@ -93,15 +93,6 @@ def env(settings: Settings) -> dict[str, str]:
     """The environment of a `kamikaze` subprocess aimed at this test's queue."""
     assert settings.redis_url
     return kamikaze_env(settings.redis_url, settings.key)
-
-
-@pytest.fixture
-def services() -> Iterator[list[Service]]:
-    """`kamikaze service` processes a test starts; killed at its end."""
-    started: list[Service] = []
-    yield started
-    for service in started:
-        service.kill()
 
 
 # TLS: certificates made for the module, and servers that use them (tests/topologies.py).

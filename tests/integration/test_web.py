@@ -12,7 +12,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +29,6 @@ from tests.webpage import WebProcess, token_file
 pytestmark = pytest.mark.timeout(60)
 
 SERVERS = sorted(server_binaries().items())
-
-
-@pytest.fixture
-def processes() -> Iterator[list[WebProcess]]:
-    started: list[WebProcess] = []
-    yield started
-    for process in started:
-        process.kill()
-
-
-@pytest.fixture
-def start_web(env: dict[str, str], processes: list[WebProcess]) -> Any:
-    def start(*args: str, environment: dict[str, str] | None = None) -> WebProcess:
-        process = WebProcess(*args, env=environment or env)
-        processes.append(process)
-        return process
-
-    return start
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -54,25 +53,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def fake_server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
-    """Every client the CLI builds talks to one in-memory fakeredis server."""
-    server = fakeredis.FakeServer()
-
-    def client(self: Settings) -> Any:
-        return fakeredis.FakeAsyncRedis(server=server)
-
-    monkeypatch.setattr(Settings, "client", client)
-    return server
-
-
-@pytest.fixture
-def fake(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
-    client = fakeredis.FakeRedis(server=fake_server)
-    yield client
-    client.close()
 
 
 def one_line(text: str) -> str:

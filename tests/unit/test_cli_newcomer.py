@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
@@ -96,24 +95,6 @@ def test_refused_configured_address_gives_no_hint(
 
 
 # clear --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_server(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeServer:
-    server = fakeredis.FakeServer()
-
-    def client(self: Settings) -> Any:
-        return fakeredis.FakeAsyncRedis(server=server)
-
-    monkeypatch.setattr(Settings, "client", client)
-    return server
-
-
-@pytest.fixture
-def fake(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
-    client = fakeredis.FakeRedis(server=fake_server)
-    yield client
-    client.close()
 
 
 def push(*args: str) -> None:
