@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kamikaze.connections import BACKOFF_CAP
-from kamikaze.errors import is_fatal, is_outage
-from kamikaze.signals import IDLE_RECHECK, Outage, Signals, close_quietly
+from kamikaze.signals import IDLE_RECHECK, Outage, Signals
 
 if TYPE_CHECKING:
     from kamikaze.package import Package
@@ -79,7 +78,12 @@ class Follower:
         while True:
             queue = self.connect()
             signals = Signals(queue.redis, queue.key)
-            try:
+            client = queue.redis if self.owns_clients else None
+            # Refusals (a key of the wrong type, a busy script, a replica)
+            # count as an outage too, until Redis stops refusing.
+            async with outage.attempt(
+                signals, client, fatal=not connected, on_lost=lambda _: self._report(False)
+            ):
                 await signals.subscribe()
                 woke_at = time.monotonic()
                 reading = await queue.read_top()  # only a read of the top proves we are back
@@ -88,17 +92,6 @@ class Follower:
                 self._report(True)
                 async for change in self._follow(queue, signals, reading, woke_at):
                     yield change
-            except Exception as exc:
-                if not is_outage(exc) or (not connected and is_fatal(exc)):
-                    raise
-                # Refusals (a key of the wrong type, a busy script, a replica)
-                # count as an outage too, until Redis stops refusing.
-                if outage.lost(exc):
-                    self._report(False)
-            finally:
-                await signals.close()
-                if self.owns_clients:
-                    await close_quietly(queue.redis)
             await outage.pause()
 
     def _report(self, up: bool) -> None:

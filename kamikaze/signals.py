@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError
 
 from kamikaze.connections import BACKOFF_CAP, subscription_client
+from kamikaze.errors import is_fatal, is_outage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -147,6 +149,32 @@ class Outage:
                 logging.INFO, "reconnected to Redis at %s after %.1f s", self.address, seconds
             )
         self.since, self.failures = None, 0
+
+    @contextlib.asynccontextmanager
+    async def attempt(
+        self,
+        *connections: Signals | Redis | None,
+        fatal: bool = False,
+        on_lost: Callable[[BaseException], object] | None = None,
+    ) -> AsyncIterator[None]:
+        """One try at following the queue, until Redis goes away: an outage
+        (the link, or Redis refusing for now) ends it, counted, and logged and
+        passed to `on_lost` when it begins one; anything else is raised, and
+        so are failures retrying cannot mend when `fatal` (before the first
+        success). `connections` are closed however it ends."""
+        try:
+            yield
+        except Exception as exc:
+            if not is_outage(exc) or (fatal and is_fatal(exc)):
+                raise
+            if self.lost(exc) and on_lost is not None:
+                on_lost(exc)
+        finally:
+            for connection in connections:
+                if isinstance(connection, Signals):
+                    await connection.close()
+                elif connection is not None:
+                    await close_quietly(connection)
 
     async def pause(self) -> None:
         await asyncio.sleep(self.backoff.compute(self.failures))

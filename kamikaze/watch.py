@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kamikaze import output
-from kamikaze.errors import is_outage
 from kamikaze.package import Package
 from kamikaze.runtime import stop_task
 from kamikaze.signals import Outage, Signals
@@ -153,7 +152,7 @@ class SignalFeed:
     async def __aiter__(self) -> AsyncIterator[None]:
         while True:
             signals = Signals(self.client, self.key)
-            try:
+            async with self.outage.attempt(signals):
                 await signals.subscribe()
                 self.outage.back()
                 yield None  # subscribed: what changed before is not signalled, so read again
@@ -161,12 +160,6 @@ class SignalFeed:
                     while not await signals.wait_or_ping():
                         pass
                     yield None
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self.outage.lost(exc)
-            finally:
-                await signals.close()
             await self.outage.pause()
 
 

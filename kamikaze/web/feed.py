@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from kamikaze.errors import connection_failure, is_fatal, is_outage
+from kamikaze.errors import connection_failure
 from kamikaze.queue import Queue
 from kamikaze.signals import IDLE_RECHECK, Outage, Signals
 
@@ -72,20 +72,15 @@ class QueueFeed:
         connected = False
         while True:
             signals = Signals(self.client, self.key)
-            try:
+            async with self.outage.attempt(
+                signals, fatal=not connected, on_lost=lambda exc: sink.lost(connection_failure(exc))
+            ):
                 await signals.subscribe()  # before reading: a change meanwhile still wakes us
                 snapshot = await self.read()
                 self.outage.back()
                 connected = True
                 sink.snapshot(snapshot)
                 await self._follow(signals, snapshot, sink)
-            except Exception as exc:
-                if not is_outage(exc) or (not connected and is_fatal(exc)):
-                    raise
-                if self.outage.lost(exc):
-                    sink.lost(connection_failure(exc))
-            finally:
-                await signals.close()
             await self.outage.pause()
 
     async def read(self) -> Snapshot:
