@@ -45,7 +45,7 @@ class ValuesMayStartWithDash(click.Command):
                 if "=" not in arg:
                     options.extend(option_values(ctx, option, name, rest))
             elif arg.startswith("-") and arg != "-" and not is_number(arg):
-                raise click.NoSuchOption(name, possibilities=by_name, ctx=ctx)
+                raise click.NoSuchOption(name, possibilities=list(by_name), ctx=ctx)
             else:
                 if arg == "-" and not values:
                     ctx.meta[DASH_FIRST] = True

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kamikaze import redispy
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -33,11 +35,8 @@ def client(settings: Settings) -> Redis:
     if settings.sentinels:
         return _sentinel_master(settings, options)
     if settings.cluster:
-        from redis.asyncio.cluster import RedisCluster
-
         options.pop("db", None)
-        cluster: Redis = RedisCluster(**options)  # type: ignore[assignment]
-        return cluster
+        return redispy.cluster(options)
     return Redis(**options)
 
 
@@ -64,8 +63,6 @@ def client_options() -> dict[str, Any]:
 
 
 def _sentinel_master(settings: Settings, options: dict[str, Any]) -> Redis:
-    from redis.asyncio.sentinel import Sentinel
-
     for name in ("host", "port", "unix_socket_path"):
         options.pop(name, None)
     # The sentinels get the same quick retry: a dead one (its host may
@@ -75,7 +72,7 @@ def _sentinel_master(settings: Settings, options: dict[str, Any]) -> Redis:
         "socket_timeout": SOCKET_TIMEOUT,
         "retry": client_options()["retry"],
     }
-    sentinel = Sentinel(list(settings.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    sentinel = redispy.sentinel(list(settings.sentinels), sentinel_kwargs)
     assert settings.sentinel_master is not None
     master: Redis = sentinel.master_for(settings.sentinel_master, **options)
     return master
@@ -135,7 +132,7 @@ async def shard_client(cluster: Any, key: str) -> Redis:
 def describe(redis: Redis) -> str:
     """Where a client points, for log lines: no credentials."""
     if is_cluster(redis):
-        nodes = redis.get_nodes()  # type: ignore[attr-defined]
+        nodes = redispy.cluster_nodes(redis)
         return "cluster " + ",".join(f"{node.host}:{node.port}" for node in nodes[:3])
     pool = redis.connection_pool
     service = getattr(pool, "service_name", None)  # a Sentinel-managed master

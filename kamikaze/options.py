@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import math
 import os
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -24,10 +24,10 @@ class EnvOption(click.Option):
 
     def get_error_hint(self, ctx: click.Context | None) -> str:
         names = [self.envvar] if isinstance(self.envvar, str) else list(self.envvar or ())
-        if ctx is None or not names or self.name is None:
-            return super().get_error_hint(ctx)
-        if ctx.get_parameter_source(self.name) is not click.core.ParameterSource.ENVIRONMENT:
-            return super().get_error_hint(ctx)
+        source = None if ctx is None or self.name is None else ctx.get_parameter_source(self.name)
+        if not names or source is not click.core.ParameterSource.ENVIRONMENT:
+            # click hints `Context | None` since 8.4, `Context` before
+            return super().get_error_hint(cast(click.Context, ctx))
         return repr(next((name for name in names if os.environ.get(name)), names[0]))
 
 
@@ -38,7 +38,10 @@ def bad_value(name: str, message: str) -> click.BadParameter:
     return click.BadParameter(message, ctx=ctx, param=param)
 
 
-class FiniteFloat(click.ParamType):  # type: ignore[type-arg]
+class FiniteFloat(click.types.FloatParamType):
+    """A finite float (and > 0 if `positive`). A FloatParamType, whose type
+    is the same on every click release (ParamType is generic only since 8.4)."""
+
     name = "number"
 
     def __init__(self, positive: bool = False) -> None:

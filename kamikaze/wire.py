@@ -18,6 +18,7 @@ from typing import Any
 
 import hiredis
 
+from kamikaze import redispy
 from kamikaze.connections import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 
 ATTEMPTS = 2  # as redis-py's Retry(retries=1): one more try after a lost link
@@ -162,15 +163,13 @@ def as_redis_error(exc: BaseException, what: str | None = None) -> BaseException
     """The exception redis-py would have raised, so that the CLI reports a
     failure here in the same words (kamikaze.errors); `what` names a write
     whose outcome a lost link leaves unknown."""
-    from redis._parsers.base import BaseParser
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from kamikaze.errors import OutcomeUnknown, outcome_unknown_message
 
     if isinstance(exc, ReplyError):
-        refusal: BaseException = BaseParser.parse_error(str(exc))  # type: ignore[no-untyped-call]
-        return refusal
+        return redispy.error_reply(str(exc))
     if not isinstance(exc, WireError):
         return exc
     cause = exc.cause

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
 
 # Lowest first. A module may import from any lower layer, never from its own or a higher one.
 LAYERS: list[set[str]] = [
-    {"keys", "urls", "logs", "runtime", "embedded"},  # no kamikaze imports
+    {"keys", "urls", "logs", "runtime", "embedded", "redispy"},  # no kamikaze imports
     {"errors", "package"},  # failures as one line; the member format
     {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
     {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers

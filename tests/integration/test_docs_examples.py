@@ -21,6 +21,7 @@ import select
 import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from tests.docs_text import (
 )
 from tests.integration.processes import Service
 
-VENV_BIN = ROOT / ".venv" / "bin"
+VENV_BIN = Path(sys.executable).parent  # .venv/bin, or .venv-newest/bin (.ci/run newest)
 COMMAND_TIMEOUT = 60.0
 
 
@@ -158,7 +159,7 @@ def world() -> Iterator[World]:
     home, runtime, clone = base / "home", base / "run", base / "clone"
     for directory in (home, runtime, clone):
         directory.mkdir(mode=0o700)
-    (clone / ".venv").symlink_to(ROOT / ".venv")
+    (clone / ".venv").symlink_to(VENV_BIN.parent)
     path = [p for p in os.environ["PATH"].split(os.pathsep) if not p.startswith(str(ROOT))]
     env = {
         name: value

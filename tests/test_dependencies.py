@@ -1,0 +1,69 @@
+"""The installed dependencies are inside the tested range (pyproject.toml's
+bounds, docs/development.rst "Versions"), and so is the lock CI installs
+(.ci/constraints.txt)."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def requirements() -> list[Requirement]:
+    """Every dependency and every extra's, whose marker holds here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    texts = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    found = [Requirement(text) for text in texts]
+    return [r for r in found if r.marker is None or r.marker.evaluate({"extra": ""})]
+
+
+def locked() -> dict[str, Version]:
+    versions = {}
+    for line in (ROOT / ".ci" / "constraints.txt").read_text().splitlines():
+        pin = line.split(";")[0].strip()
+        if "==" in pin and not pin.startswith("#"):
+            name, version = pin.split("==")
+            versions[canonicalize_name(name)] = Version(version)
+    return versions
+
+
+def outside_range(requirement: Requirement, version: Version, where: str) -> str | None:
+    if requirement.specifier.contains(version, prereleases=True):
+        return None
+    return (
+        f"{requirement.name} {version} is {where}, outside the tested range "
+        f"{requirement.name}{requirement.specifier} (pyproject.toml): install inside it "
+        "(pip install -c .ci/constraints.txt ...), or test the new release and move the bound"
+    )
+
+
+@pytest.mark.parametrize("requirement", requirements(), ids=str)
+def test_installed_version_is_in_the_tested_range(requirement: Requirement) -> None:
+    try:
+        version = Version(metadata.version(requirement.name))
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{requirement.name} is not installed (an extra not asked for)")
+    problem = outside_range(requirement, version, "installed")
+    assert problem is None, problem
+
+
+def test_the_lock_is_in_the_tested_range_and_pins_every_dependency() -> None:
+    pins = locked()
+    for requirement in requirements():
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is not in .ci/constraints.txt: run .ci/lock"
+        problem = outside_range(requirement, pins[name], "locked in .ci/constraints.txt")
+        assert problem is None, problem
+
+
+def test_a_version_outside_the_range_is_named_with_the_range() -> None:
+    problem = outside_range(Requirement("redis>=8.0,<9"), Version("9.0.0"), "installed")
+    assert problem is not None
+    assert problem.startswith("redis 9.0.0 is installed, outside the tested range redis<9,>=8.0")
