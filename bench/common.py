@@ -62,7 +62,7 @@ def fill(
     start: int = 0,
     chunk: int = 10_000,
 ) -> float:
-    """Add `count` members `f"{expire(i):019.6f}:filler-{i}"` scored priority(i),
+    """Add `count` members `f"{expire_text(expire(i))}:filler-{i}"` scored priority(i),
     fast (pipelined multi-member ZADDs), and, with `index`, the same members
     in the expiry index scored by expire time and in the payload index, as
     kamikaze writes them.
@@ -70,6 +70,7 @@ def fill(
     import redis
 
     from kamikaze.keys import companion_key
+    from kamikaze.package import expire_text
 
     started = time.perf_counter()
     client = redis.Redis.from_url(url)
@@ -82,10 +83,10 @@ def fill(
         index_part: dict[str, float] = {}
         payload_part: dict[str, float] = {}
         for i in range(first, last):
-            expire_time = expire(i)
-            member = f"{expire_time:019.6f}:filler-{i}"
+            text = expire_text(expire(i))
+            member = f"{text}:filler-{i}"
             queue_part[member] = priority(i)
-            index_part[member] = expire_time
+            index_part[member] = float(text)
             payload_part[f"filler-{i}\0{member}"] = 0
         pipe.zadd(key, queue_part)
         if index:

@@ -24,7 +24,7 @@ BASELINE = """\
 import os, time, redis
 key = os.environ["KAMIKAZE_KEY"]
 client = redis.Redis.from_url(os.environ["KAMIKAZE_REDIS_URL"])
-client.zadd(key, {f"{time.time() + 600:019.6f}:baseline": 1.0})
+client.zadd(key, {f"{time.time() + 600}:baseline": 1.0})
 client.publish(key, "new_message")
 """
 

@@ -46,7 +46,7 @@ async def raw_pairs(url: str, key: str, count: int, batch: int) -> float:
         expire = time.time() + 600
         async with client.pipeline(transaction=False) as pipe:
             for i in range(first, min(first + batch, count)):
-                pipe.zadd(key, {f"{expire:019.6f}:raw-{i}": float(i)})
+                pipe.zadd(key, {f"{expire}:raw-{i}": float(i)})
                 pipe.publish(key, "new_message")
             await pipe.execute()
     elapsed = time.perf_counter() - started

@@ -103,7 +103,7 @@ class Follower:
     ) -> AsyncIterator[Change]:
         interrupted = False  # a call was cut short: make it again, even for the same top
         while True:
-            if interrupted or self.last_top is _UNSET or reading.top != self.last_top:
+            if interrupted or self.last_top is _UNSET or not same_top(reading.top, self.last_top):
                 if await self._stale(reading):
                     interrupted = True
                     woke_at, reading = time.monotonic(), await queue.read_top()
@@ -127,6 +127,10 @@ class Follower:
         if self.settle is not None and await self.settle():
             return True
         return reading.top_expired()
+
+
+def same_top(top: Package | None, last: Package | None) -> bool:
+    return top is last is None or (top is not None and top.same_as(last))
 
 
 async def until_expired(reading: TopReading) -> None:

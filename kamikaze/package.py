@@ -47,10 +47,38 @@ class UnparseableMember(ValueError):
 
 
 def expire_text(expire_time: float | None) -> str:
-    """The expire-time part of a member, as push.lua writes it: zero-padded to
-    19 bytes with six decimals, so that among equal priorities the bytewise
-    member order is the expiry order; empty for a package that never expires."""
-    return "" if expire_time is None else f"{expire_time:019.6f}"
+    """The expire-time part of a member, as push.lua writes it (see
+    canonical_expiry); empty for a package that never expires."""
+    return "" if expire_time is None else canonical_expiry(expire_time)[0]
+
+
+def canonical_expiry(expire_time: float) -> tuple[str, float]:
+    """The expire text push.lua writes for `expire_time`, and the time it
+    holds (common.lua's expire_text, the same steps in the same floats): the
+    time to the microsecond, moved on by the fewest microseconds (one, mostly)
+    that make its shortest text six decimals wide. The text is what
+    ``repr(float(text))`` gives, so 0.1.x, which rebuilds a member as
+    ``'{}:{}'.format(float(text), payload)`` to remove it, finds it; and, as
+    wide as every other until the year 2286, it keeps equal priorities in
+    expiry order (docs/data.rst)."""
+    micros = float(math.floor(expire_time * 1_000_000 + 0.5))
+    for nudge in range(21):
+        value = (micros + nudge) / 1_000_000
+        text = "%.6f" % value  # noqa: UP031 - printf's rounding, as Lua's string.format
+        if float(text) == value and float("%.5f" % value) != value:  # noqa: UP031
+            return text, value
+    value = micros / 1_000_000
+    return shortest_text(value), value
+
+
+def shortest_text(value: float) -> str:
+    """The shortest decimal text that reads back as `value` (>= 1): repr()'s
+    digits, found as common.lua's shortest_text finds them."""
+    for decimals in range(1, 18):
+        text = f"{value:.{decimals}f}"
+        if float(text) == value:
+            return text
+    return f"{value:.17g}"
 
 
 def join_member(expire_part: str, payload: str) -> str:
@@ -125,6 +153,16 @@ class Package:
     def expired(self, now: float | None = None) -> bool:
         ttl = self.ttl(now)
         return ttl is not None and ttl <= 0
+
+    def same_as(self, other: Package | None) -> bool:
+        """The same package, whatever the text of its expire time: the
+        reconcile pass rewrites old texts (docs/data.rst), and a follower must
+        not take that for a new top."""
+        return other is not None and (self.payload, self.score, self.expire_time) == (
+            other.payload,
+            other.score,
+            other.expire_time,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Package):

@@ -28,8 +28,9 @@ RECONCILE_EVERY = 360  # sweeps between full reconcile passes even when sizes ag
 
 class Sweeper:
     """Every `interval` seconds: delete what the index says has expired; and
-    when queue and index disagree in size (or every RECONCILE_EVERY sweeps,
-    for changes that cancel out), walk both to bring them together."""
+    when queue and index disagree in size (or at the first sweep, and every
+    RECONCILE_EVERY sweeps, for changes that cancel out and for members an
+    earlier version wrote), walk both to bring them together."""
 
     def __init__(
         self, queue: Queue, interval: float = SWEEP_INTERVAL, metrics: Metrics | None = None
@@ -57,7 +58,7 @@ class Sweeper:
         if self.metrics:
             self.metrics.set_queue_size(queue_size)
         self.sweeps += 1
-        if queue_size != index_size or self.sweeps % RECONCILE_EVERY == 0:
+        if queue_size != index_size or self.sweeps % RECONCILE_EVERY == 1:
             await self.reconcile()
             deleted += await self.sweep_expired()
         if deleted:

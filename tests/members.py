@@ -11,8 +11,9 @@ NEVER = "never"
 UNPARSEABLE = "unparseable"
 
 MEMBERS: list[tuple[bytes, float | str]] = [
-    (b"001795824903.994348:job", 1795824903.994348),  # as this version writes it
-    (b"1795824903.994348:job", 1795824903.994348),  # as 0.1.x wrote it (str(float))
+    (b"1795824903.994348:job", 1795824903.994348),  # as 0.1.x and this version write it
+    (b"001795824903.994348:job", 1795824903.994348),  # zero-padded, as 1.0.dev wrote it
+    (b"1795824903.99434:job", 1795824903.99434),  # str(float) drops trailing zeros
     (b"253402300799.000000:last", 253402300799.0),  # the last second of year 9999
     (b":forever", NEVER),
     (b"100:a:b::c", 100.0),  # the payload keeps its colons

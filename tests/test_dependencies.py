@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def requirements() -> list[Requirement]:
     """Every dependency and every extra's, whose marker holds here."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    texts = [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]
+    extras = project["optional-dependencies"].values()
+    texts = [*project["dependencies"], *(text for extra in extras for text in extra)]
     found = [Requirement(text) for text in texts]
     return [r for r in found if r.marker is None or r.marker.evaluate({"extra": ""})]
 

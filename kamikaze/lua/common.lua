@@ -3,7 +3,7 @@
 -- must not be applied twice also gets KEYS[4], its call key (see recall()).
 
 -- The latest expire time a member may have: 9999-12-31T23:59:59 UTC, the
--- last moment a date can show. It keeps every expire text 19 bytes wide.
+-- last moment a date can show.
 local MAX_EXPIRE_TIME = 253402300799
 
 -- The server's clock: expiry never depends on a client's clock. TIME's
@@ -34,10 +34,43 @@ local function parse_expiry(text)
   return value
 end
 
--- The expire-time part of a member: zero-padded to a fixed width, so that
--- among equal priorities the bytewise member order is the expiry order.
+-- The shortest decimal text that reads back as `value` (>= 1): what Python's
+-- repr() gives, and so what 0.1.x rebuilds a member from to ZREM it
+-- ('{}:{}'.format(float(text), payload)).
+local function shortest_text(value)
+  for decimals = 1, 17 do
+    local text = string.format('%.' .. decimals .. 'f', value)
+    if tonumber(text) == value then return text end
+  end
+  return string.format('%.17g', value)
+end
+
+-- The expire-time part of a member this version writes, and the time it
+-- holds: the expire time to the microsecond, moved on by the fewest
+-- microseconds (one, mostly) that make its shortest text six decimals wide.
+-- So 0.1.x can remove it (the text is shortest_text()'s), and, every text
+-- being as wide as the others until the integer part grows an 11th digit
+-- (the year 2286), equal priorities stay in expiry order (bytewise).
+-- kamikaze.package.canonical_expiry is the same rule in Python.
 local function expire_text(expire_time)
-  return string.format('%019.6f', expire_time)
+  local micros = math.floor(expire_time * 1000000 + 0.5)
+  for nudge = 0, 20 do
+    local value = (micros + nudge) / 1000000
+    local text = string.format('%.6f', value)
+    if tonumber(text) == value and tonumber(string.format('%.5f', value)) ~= value then
+      return text, value
+    end
+  end
+  local value = micros / 1000000
+  return shortest_text(value), value
+end
+
+-- Expire texts earlier versions of ours wrote (zero-padded to 19 bytes, or
+-- six decimals ending in 0) that 0.1.x cannot rebuild: reconcile.lua
+-- rewrites them as shortest_text() of the same time.
+local function needs_migration(text)
+  if not string.find(text, '^%d+%.%d%d%d%d%d%d$') then return false end
+  return shortest_text(tonumber(text)) ~= text
 end
 
 local function join_member(text, payload)

@@ -4,7 +4,10 @@
 -- 'queue', 'index' or 'payloads' (the set this pass walks), ARGV[2] ZSCAN
 -- cursor, ARGV[3] ZSCAN COUNT.
 -- Walking the queue: index each unindexed member (the sweep then deletes it
--- if it has expired). Walking an index: drop entries whose member is gone.
+-- if it has expired), and rewrite each member whose expire text an earlier
+-- version of ours wrote in a form 0.1.x cannot remove (needs_migration) as
+-- the same package with the shortest text of the same time: no signal, since
+-- the top is as it was. Walking an index: drop entries whose member is gone.
 -- Returns {next cursor, entries changed}.
 local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
 local refusal = wrong_type(KEYS)
@@ -16,9 +19,17 @@ local changed = 0
 for i = 1, #entries, 2 do
   local entry = entries[i]
   if walked == queue then
-    if not redis.call('ZSCORE', index, entry) then
-      local expire_text = split_member(entry)
-      index_member(index, payloads, entry, expire_text and parse_expiry(expire_text))
+    local text, payload = split_member(entry)
+    local expire_time = text and parse_expiry(text)
+    if expire_time and needs_migration(text) then
+      local score = redis.call('ZSCORE', queue, entry)
+      delete_member(queue, index, payloads, entry)
+      local member = join_member(shortest_text(expire_time), payload)
+      redis.call('ZADD', queue, score, member)
+      index_member(index, payloads, member, expire_time)
+      changed = changed + 1
+    elseif not redis.call('ZSCORE', index, entry) then
+      index_member(index, payloads, entry, expire_time)
       changed = changed + 1
     end
   else

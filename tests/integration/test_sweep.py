@@ -146,3 +146,29 @@ async def test_what_zero_one_removed_leaves_the_payload_index(
 async def zscan_calls(redis: Any) -> int:
     stats = await redis.info("commandstats")
     return int(stats.get("cmdstat_zscan", {}).get("calls", 0))
+
+
+async def test_the_first_sweep_rewrites_members_an_earlier_version_padded(
+    queue: Queue, redis: Any, settings: Settings
+) -> None:
+    """docs/data.rst: zero-padded expire texts (1.0.dev) and six decimals ending
+    in 0 (before it), which 0.1.x cannot rebuild to remove them, are rewritten
+    with the shortest text of the same time; the indexes follow."""
+    now = time.time()
+    padded, zero = f"{now + 100:019.6f}:padded", f"{int(now) + 200}.500000:zero"
+    for member, score in ((padded, 1), (zero, 2)):
+        expire_text = member.split(":")[0]
+        await redis.zadd(settings.key, {member: score})
+        await redis.zadd(queue.index_key, {member: float(expire_text)})
+        await redis.zadd(queue.payload_key, {f"{member.split(':')[1]}\0{member}": 0})
+    before = await queue.top()
+    await Sweeper(queue).sweep_once()
+    rewritten = [f"{float(m.split(':')[0])!r}:{m.split(':')[1]}".encode() for m in (padded, zero)]
+    assert await members(redis, settings.key) == rewritten
+    assert rewritten[1].startswith(f"{int(now) + 200}.5:".encode())
+    assert sorted(await members(redis, queue.index_key)) == sorted(rewritten)
+    assert await queue.sizes() == (2, 2)
+    after = await queue.top()
+    assert after is not None and after.same_as(before) and after != before
+    assert await queue.remove("zero") == 1 and await queue.remove("padded") == 1
+    assert await redis.exists(queue.index_key, queue.payload_key) == 0

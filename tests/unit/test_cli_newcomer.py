@@ -182,8 +182,8 @@ def test_list_raw_shows_every_member_and_score_as_stored(fake: fakeredis.FakeRed
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0] == "2\t1.5:expired-long-ago"
-    assert lines[1].startswith("5\t00") and lines[1].endswith(":hello")
-    assert len(lines[1].split("\t")[1].split(":")[0]) == 19  # zero-padded
+    assert lines[1].startswith("5\t1") and lines[1].endswith(":hello")
+    assert len(lines[1].split("\t")[1].split(":")[0]) == 17  # ten digits, six decimals
     assert lines[2:] == ["7\tno colon", "inf\t:forever"]
 
 

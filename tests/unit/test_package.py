@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from kamikaze.package import Package, UnparseableMember, as_bytes, encode_member
+from kamikaze.package import (
+    MAX_EXPIRE_TIME,
+    Package,
+    UnparseableMember,
+    as_bytes,
+    canonical_expiry,
+    encode_member,
+    expire_text,
+)
 from tests.members import MEMBERS, NEVER, UNPARSEABLE
 
 
-def test_encode_member_writes_six_decimals() -> None:
-    assert encode_member("job", 1795824903.5) == "001795824903.500000:job"
+def test_encode_member_writes_six_decimals_as_repr_gives_them() -> None:
+    assert encode_member("job", 1795824903.994348) == "1795824903.994348:job"
 
 
-def test_encode_member_rounds_to_six_decimals() -> None:
-    assert encode_member("job", 1.23456789) == "000000000001.234568:job"
+def test_encode_member_rounds_to_the_microsecond() -> None:
+    assert encode_member("job", 1795824903.9943482) == "1795824903.994348:job"
+
+
+def test_a_time_whose_sixth_decimal_is_0_moves_on_by_a_microsecond() -> None:
+    # repr() would drop the 0 and 0.1.x could not rebuild the member.
+    assert encode_member("job", 1795824903.5) == "1795824903.500001:job"
+    assert encode_member("job", 1795824903.99434) == "1795824903.994341:job"
 
 
 def test_encode_member_never_expiring_has_empty_expiry() -> None:
@@ -22,7 +38,7 @@ def test_encode_member_never_expiring_has_empty_expiry() -> None:
 
 def test_create_builds_the_member_and_float_score() -> None:
     package = Package.create("job", 3, 100.0)
-    assert package.raw_entry == "000000000100.000000:job"
+    assert package.raw_entry == "100.000001:job"
     assert package.score == 3.0
     assert isinstance(package.score, float)
 
@@ -53,7 +69,7 @@ def test_unicode_payload_round_trips() -> None:
     package = Package.create("grüße 🚀 日本", 1, 5.0)
     decoded = Package.from_member(package.member, 1)
     assert decoded.payload == "grüße 🚀 日本"
-    assert package.member == "000000000005.000000:grüße 🚀 日本".encode()
+    assert package.member == "5.000001:grüße 🚀 日本".encode()
 
 
 def test_bytes_member_is_decoded_as_utf8() -> None:
@@ -211,3 +227,34 @@ def test_the_member_table(member: bytes, expected: float | str) -> None:
     assert package.expire_time == (None if expected == NEVER else expected)
     assert package.member == member
     assert as_bytes(package.payload) == member.split(b":", 1)[1]
+
+
+# The expire text (docs/data.rst): 0.1.x rebuilds a member as
+# '{}:{}'.format(float(text), payload) to remove it, so the text must be what
+# repr() gives; and equal priorities must stay in expiry order by their bytes.
+REACHABLE = st.floats(min_value=1e9, max_value=9_999_999_999.0)  # 2001 to 2286
+ANY_TIME = st.floats(min_value=1e9, max_value=MAX_EXPIRE_TIME)
+
+
+@given(ANY_TIME)
+def test_every_expire_text_survives_0_1_x_round_trip(expire_time: float) -> None:
+    text, value = canonical_expiry(expire_time)
+    assert repr(float(text)) == text
+    assert float(text) == value
+    member = encode_member("job", expire_time)
+    assert "{}:{}".format(float(member.split(":")[0]), "job") == member  # 0.1.x's raw_entry
+
+
+@given(REACHABLE, REACHABLE)
+def test_until_2286_the_bytes_order_is_the_expiry_order(first: float, second: float) -> None:
+    early, late = sorted([first, second])
+    early_text, late_text = expire_text(early), expire_text(late)
+    assert len(early_text) == len(late_text) == 17  # ten digits, a point, six decimals
+    assert early_text <= late_text
+    assert f"{early_text}:b".encode() <= f"{late_text}:a".encode() or early_text == late_text
+
+
+@given(REACHABLE)
+def test_the_expire_time_moves_by_microseconds_at_most(expire_time: float) -> None:
+    _, value = canonical_expiry(expire_time)
+    assert -2e-6 <= value - expire_time < 1e-5
