@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kamikaze import redispy
-
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -30,6 +28,8 @@ SENTINEL_BACKOFF_CAP = 0.5  # asking the sentinels is cheap, and a failover is b
 def client(settings: Settings) -> Redis:
     """A client for the queue's server: Sentinel's master, a Cluster, or one server."""
     from redis.asyncio import Redis
+
+    from kamikaze import redispy
 
     options = {**client_options(), **settings.connection_kwargs()}
     if settings.sentinels:
@@ -63,6 +63,8 @@ def client_options() -> dict[str, Any]:
 
 
 def _sentinel_master(settings: Settings, options: dict[str, Any]) -> Redis:
+    from kamikaze import redispy
+
     for name in ("host", "port", "unix_socket_path"):
         options.pop(name, None)
     # The sentinels get the same quick retry: a dead one (its host may
@@ -91,6 +93,12 @@ def check(settings: Settings, kwargs: dict[str, Any]) -> None:
         raise ValueError("a Redis Cluster is not reached over a unix socket")
     if settings.cluster and kwargs.get("db"):
         raise ValueError("a Redis Cluster has only database 0")
+    if kwargs.get("username") and kwargs.get("password") is None:
+        # redis-py would send AUTH with no password, the fast path nothing.
+        raise ValueError(
+            "the URL names a user but no password: write redis://USER:PASSWORD@HOST "
+            "(any password, for a user with nopass), or give --redis-password-file"
+        )
 
 
 def backoff_cap(settings: Settings) -> float:
@@ -132,6 +140,8 @@ async def shard_client(cluster: Any, key: str) -> Redis:
 def describe(redis: Redis) -> str:
     """Where a client points, for log lines: no credentials."""
     if is_cluster(redis):
+        from kamikaze import redispy
+
         nodes = redispy.cluster_nodes(redis)
         return "cluster " + ",".join(f"{node.host}:{node.port}" for node in nodes[:3])
     pool = redis.connection_pool

@@ -37,12 +37,33 @@ def outcome_unknown_message(exc: BaseException, what: str) -> str:
 
 
 def redis_error_line(settings: Settings, exc: BaseException) -> str:
-    from redis.exceptions import AuthenticationError, TimeoutError
+    from redis.exceptions import (
+        AskError,
+        AuthenticationError,
+        InvalidResponse,
+        MovedError,
+        TimeoutError,
+    )
 
     if isinstance(exc, OutcomeUnknown):
         return f"Redis at {settings.address} {exc}"
     if isinstance(exc, AuthenticationError):
+        if not settings.has_credentials:  # the server's words differ with RESP2 and 3
+            return (
+                f"Redis at {settings.address} wants credentials, and none were given: "
+                "put them in the URL (redis://USER:PASSWORD@HOST) or use --redis-password-file"
+            )
         return f"Redis at {settings.address} refused the credentials: {exc}"
+    if isinstance(exc, MovedError | AskError):
+        return (
+            f"Redis at {settings.address} is a node of a Redis Cluster that does not hold "
+            f"the queue ({type(exc).__name__.removesuffix('Error').upper()} {exc}): add --cluster"
+        )
+    if isinstance(exc, InvalidResponse):
+        return (
+            f"cannot talk to Redis at {settings.address}: the reply is not Redis' protocol "
+            f"({exc}); is a Redis server listening there?"
+        )
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         why = connection_failure(exc)
         if settings.uses_tls and why == os.strerror(errno.ECONNRESET):
@@ -83,6 +104,8 @@ def connection_failure(exc: BaseException) -> str:
     number = getattr(reason, "errno", None)
     if isinstance(number, int) and number > 0:
         return os.strerror(number)
+    if isinstance(reason, TimeoutError):  # the TLS handshake's is "_ssl.c:989: The handshake…"
+        return TIMED_OUT
     text = getattr(reason, "strerror", None) or str(reason)
     if not text:
         return TIMED_OUT if isinstance(reason, TimeoutError) else type(reason).__name__

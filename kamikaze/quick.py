@@ -124,15 +124,25 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> Invocation:
     check_arguments(command, values, extra)
     from_environment = environment_values(environ, known, skip=given)
     settings_values = {**from_environment, **given}
+    if "?" in str(settings_values.get("redis_url", "")):
+        raise Declined  # a URL query is redis-py's to parse and honour
     try:
         settings = Settings(
             **{name: convert(name, value) for name, value in settings_values.items()}
         )
         settings.check()
+        if not set(settings.connection_kwargs()) <= wire_implements():
+            raise Declined
     except (ValueError, TypeError):
         raise Declined from None
     configured = any(name in settings_values for name in WHERE)
     return Invocation(command, values, settings, configured, **extra)
+
+
+def wire_implements() -> frozenset[str]:
+    from kamikaze.wire import IMPLEMENTS
+
+    return IMPLEMENTS
 
 
 def next_value(rest: Any) -> str:
@@ -235,7 +245,7 @@ def execute(invocation: Invocation) -> int:
     connection = wire.Connection(settings.connection_kwargs())
     try:
         return COMMAND_RUNNERS[invocation.command](invocation, Runner(connection, settings.key))
-    except (wire.WireError, wire.ReplyError) as exc:
+    except (wire.WireError, wire.ReplyError, wire.BadReply) as exc:
         what = exc.what if isinstance(exc, wire.WireError) else None
         return redis_failure(invocation, wire.as_redis_error(exc, what))
     finally:

@@ -181,6 +181,14 @@ class Settings:
         return self.tls_files or (self.url or "").startswith("rediss://")
 
     @property
+    def has_credentials(self) -> bool:
+        """A password was given (in the URL or a file): to tell "wrong" from "none"."""
+        try:
+            return self.connection_kwargs().get("password") is not None
+        except ValueError:
+            return False
+
+    @property
     def tls_files(self) -> bool:
         return any((self.tls_ca_file, self.tls_cert_file, self.tls_key_file))
 
@@ -245,8 +253,21 @@ class Settings:
             raise SettingError(str(exc), "redis_url") from None
 
 
+# Password files read so far, by path: each is read once per process, so that
+# one that can be read only once (`<(echo pw)`, /dev/stdin, a FIFO) works, and
+# a service reconnects with what it read at the start.
+_passwords: dict[str, str] = {}
+
+
 def read_password(path: str) -> str:
-    """The first line of a password file, without its line ending."""
+    """The first line of a password file, without its line ending; read once
+    per process."""
+    if path not in _passwords:
+        _passwords[path] = _read_password(path)
+    return _passwords[path]
+
+
+def _read_password(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as file:
             password = file.readline().rstrip("\r\n")

@@ -14,16 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError
+from redis.exceptions import ConnectionError, TimeoutError
 
 from kamikaze.connections import BACKOFF_CAP, subscription_client
-from kamikaze.errors import is_fatal, is_outage
+from kamikaze.errors import connection_failure, is_fatal, is_outage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
-
-log = logging.getLogger("kamikaze.service")
 
 IDLE_RECHECK = 2.0  # seconds between reads of the top (and a PING) when nothing arrives
 PONG_TIMEOUT = 1.0  # an idle subscription must answer a PING within this
@@ -65,42 +63,60 @@ class Signals:
         raise TimeoutError(f"no confirmation of {confirmation.upper()}")
 
     async def wait(self, timeout: float) -> bool:
-        """Wait for a message (a change signal, or a PONG); False on the timeout.
+        """Wait for a change signal; False on the timeout.
 
         The messages that came with it are drained too: a burst of signals
         costs one read of the top, not one per signal. A flood (more than
         DRAIN_LIMIT queued) is shed with the connection, which is cheaper
         than reading it: Redis drops what it had not sent yet."""
+        return SIGNAL in await self._receive(timeout)
+
+    async def _receive(self, timeout: float) -> set[str]:
+        """The kinds of message (SIGNAL, PONG) that came within `timeout`
+        with the ones behind them; empty on the timeout."""
         assert self.pubsub is not None
-        message = await self.pubsub.get_message(timeout=timeout)
-        if message is None:
-            return False
-        _check(message)
+        deadline = time.monotonic() + timeout
+        kinds: set[str] = set()
+        while not kinds:
+            message = await self.pubsub.get_message(timeout=max(deadline - time.monotonic(), 0))
+            if message is None:
+                if time.monotonic() >= deadline:
+                    return kinds
+                continue  # a subscription's confirmation, say: not one of ours
+            kinds |= _kinds(message)
         connection = self.pubsub.connection
         for _ in range(DRAIN_LIMIT):
             # Only what has arrived already: asking with a zero timeout when
             # nothing has costs a cancelled read, a loop round, at each wake-up.
             if connection is None or not await connection.can_read():
-                return True
+                return kinds
             message = await self.pubsub.get_message(timeout=0)
             if message is None:
-                return True
-            _check(message)
+                return kinds
+            kinds |= _kinds(message)
         await self.close()
         await self.subscribe()
-        return True
+        return {SIGNAL}  # some of the shed ones were signals: read again
 
     async def wait_or_ping(self) -> bool:
         """Wait IDLE_RECHECK for a signal; True if one came. If none did, prove
         the subscription alive, since a frozen connection raises no error:
-        a PING must be answered (by any message) within PONG_TIMEOUT."""
+        the PING must be answered within PONG_TIMEOUT. A signal that comes
+        before the PONG (a write that took a while, and published as it ended)
+        is one: True."""
         if await self.wait(IDLE_RECHECK):
             return True
         assert self.pubsub is not None
         await self.pubsub.ping()
-        if not await self.wait(PONG_TIMEOUT):
-            raise ConnectionError("the subscription stopped answering")
-        return False
+        deadline = time.monotonic() + PONG_TIMEOUT
+        signalled = False
+        while True:
+            kinds = await self._receive(deadline - time.monotonic())
+            if not kinds:
+                raise ConnectionError("the subscription stopped answering")
+            signalled = signalled or SIGNAL in kinds
+            if PONG in kinds:
+                return signalled
 
     async def close(self) -> None:
         for connection in (self.pubsub, self.node_client):
@@ -109,10 +125,18 @@ class Signals:
         self.pubsub = self.node_client = None
 
 
-def _check(message: dict[str, Any]) -> None:
-    if message["type"] in ("sunsubscribe", "unsubscribe"):
+SIGNAL, PONG = "signal", "pong"
+
+
+def _kinds(message: dict[str, Any]) -> set[str]:
+    """What a message is to us: a change signal, the PONG, or nothing."""
+    kind = message["type"]
+    if kind in ("sunsubscribe", "unsubscribe"):
         # A cluster tells shard subscribers when their slot moves away.
         raise ConnectionError("the queue's slot moved to another node")
+    if kind in ("message", "smessage"):
+        return {SIGNAL}
+    return {PONG} if kind == "pong" else set()
 
 
 async def close_quietly(connection: PubSub | Redis) -> None:
@@ -126,9 +150,16 @@ class Outage:
     """One log line when Redis is lost and one when it is back, and the
     capped, jittered pause between tries."""
 
-    def __init__(self, address: str, cap: float = BACKOFF_CAP, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        address: str,
+        cap: float = BACKOFF_CAP,
+        quiet: bool = False,
+        logger: str = "kamikaze.service",
+    ) -> None:
         self.address = address
         self.quiet = quiet
+        self.log = logging.getLogger(logger)
         self.backoff = ExponentialWithJitterBackoff(cap=cap, base=BACKOFF_BASE)
         self.failures = 0
         self.since: float | None = None  # time.monotonic() when it began
@@ -139,7 +170,9 @@ class Outage:
         if self.since is not None:
             return False
         self.since = time.monotonic()
-        self._log(logging.ERROR, "lost Redis at %s (%s); reconnecting", self.address, exc)
+        link = isinstance(exc, ConnectionError | TimeoutError | OSError)
+        why = connection_failure(exc) if link else exc  # no errno numbers
+        self._log(logging.ERROR, "lost Redis at %s (%s); reconnecting", self.address, why)
         return True
 
     def back(self) -> None:
@@ -181,4 +214,4 @@ class Outage:
 
     def _log(self, level: int, message: str, *args: object) -> None:
         if not self.quiet:
-            log.log(level, message, *args)
+            self.log.log(level, message, *args)

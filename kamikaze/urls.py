@@ -61,6 +61,7 @@ def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(parse_url(url))
     except ValueError as exc:  # a query value; redis-py's message names only the argument
         raise BadURL(f"the URL's query is invalid: {exc}") from None
+    _check_verification(kwargs)
     connection_class = kwargs.pop("connection_class", None)
     if connection_class is UnixDomainSocketConnection:
         kwargs["unix_socket_path"] = kwargs.pop("path")
@@ -134,6 +135,25 @@ def _check_socket(parts: SplitResult) -> None:
         raise BadURL(f"a unix:// URL takes an absolute path, as in {FORMS['unix']}")
     if not parts.path:
         raise BadURL(f"the URL names no socket path, as in {FORMS['unix']}")
+
+
+def _check_verification(kwargs: dict[str, Any]) -> None:
+    """TLS always verifies the server's certificate and name (docs/security.rst):
+    a query that would turn either off is refused, on every path."""
+    import ssl
+
+    reqs = kwargs.get("ssl_cert_reqs")
+    if reqs is not None and reqs not in ("required", ssl.CERT_REQUIRED):
+        raise BadURL(
+            "the URL's ssl_cert_reqs would weaken or turn off TLS verification; it is always on"
+        )
+    if kwargs.get("ssl_check_hostname") is False:
+        raise BadURL(
+            "the URL's ssl_check_hostname would stop TLS checking the server's name; "
+            "it is always on"
+        )
+    if kwargs.get("ssl_exclude_verify_flags"):
+        raise BadURL("the URL's ssl_exclude_verify_flags would weaken TLS verification")
 
 
 def _check_query(query: str) -> None:

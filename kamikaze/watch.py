@@ -142,7 +142,7 @@ class SignalFeed:
         self.client = client
         self.key = key
         # quiet: no log lines (a full-screen view shows status() instead)
-        self.outage = Outage(address, quiet=quiet)
+        self.outage = Outage(address, quiet=quiet, logger="kamikaze.watch")
 
     def status(self) -> str:
         if self.outage.since is None:

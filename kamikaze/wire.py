@@ -18,10 +18,15 @@ from typing import Any
 
 import hiredis
 
-from kamikaze import redispy
 from kamikaze.connections import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 
 ATTEMPTS = 2  # as redis-py's Retry(retries=1): one more try after a lost link
+# The connection arguments (Settings.connection_kwargs()) this client honours;
+# the fast path hands any other to the full CLI (kamikaze.quick).
+IMPLEMENTS = frozenset(
+    {"host", "port", "unix_socket_path", "username", "password", "db"}
+    | {"ssl", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"}
+)
 RETRY_PAUSE = 0.05
 
 
@@ -43,7 +48,7 @@ class Connection:
     def __init__(self, kwargs: dict[str, Any]) -> None:
         self.kwargs = kwargs
         self.sock: socket.socket | None = None
-        self.reader = hiredis.Reader(replyError=ReplyError)
+        self.reader = new_reader()
 
     def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` at once and return their replies (an error reply
@@ -77,16 +82,20 @@ class Connection:
         except OSError as exc:
             raise WireError(exc, sent=False, while_connecting=True) from None
         self.sock = sock
-        self.reader = hiredis.Reader(replyError=ReplyError)
+        self.reader = new_reader()
         handshake: list[tuple[Any, ...]] = []
-        password, username = self.kwargs.get("password"), self.kwargs.get("username")
+        password = self.kwargs.get("password")
         if password is not None:
-            handshake.append(("AUTH", username, password) if username else ("AUTH", password))
+            # As redis-py logs in (HELLO 3 AUTH): a password alone is the
+            # default user's, which a server without passwords lets in.
+            handshake.append(("AUTH", self.kwargs.get("username") or "default", password))
         if self.kwargs.get("db"):
             handshake.append(("SELECT", self.kwargs["db"]))
-        if self.kwargs.get("ssl"):
-            # A TLS 1.3 server that refuses the client's certificate says so
-            # only at the first read: let that be a PING, not a write.
+        if self.kwargs.get("ssl") or not handshake:
+            # Only a server that has answered is connected (redis-py's HELLO):
+            # a silent or trickling one is "cannot connect", not a write whose
+            # outcome is unknown. And a TLS 1.3 server that refuses the
+            # client's certificate says so only at the first read.
             handshake.append(("PING",))
         try:
             sock.sendall(b"".join(encode(command) for command in handshake))
@@ -130,11 +139,21 @@ class Connection:
             raise
 
     def _reply(self, sock: socket.socket) -> Any:
-        while (reply := self.reader.gets()) is False:
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("Connection closed by server.")
-            self.reader.feed(data)
+        """One reply, whole within SOCKET_TIMEOUT (as redis-py times a reply),
+        however slowly it trickles in."""
+        deadline = time.monotonic() + SOCKET_TIMEOUT
+        try:
+            while (reply := self.reader.gets()) is False:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("timed out")
+                sock.settimeout(remaining)
+                data = sock.recv(65536)
+                if not data:
+                    raise ConnectionError("Connection closed by server.")
+                self.reader.feed(data)
+        finally:
+            sock.settimeout(SOCKET_TIMEOUT)
         return reply
 
     def close(self) -> None:
@@ -145,6 +164,14 @@ class Connection:
 
 class ReplyError(Exception):
     """An error reply (-ERR ..., -WRONGTYPE ..., -NOSCRIPT ...)."""
+
+
+class BadReply(Exception):
+    """Bytes that are not RESP (an HTTP server on the port, say)."""
+
+
+def new_reader() -> hiredis.Reader:
+    return hiredis.Reader(replyError=ReplyError, protocolError=BadReply)
 
 
 def encode(command: tuple[Any, ...]) -> bytes:
@@ -169,7 +196,13 @@ def as_redis_error(exc: BaseException, what: str | None = None) -> BaseException
     from kamikaze.errors import OutcomeUnknown, outcome_unknown_message
 
     if isinstance(exc, ReplyError):
+        from kamikaze import redispy
+
         return redispy.error_reply(str(exc))
+    if isinstance(exc, BadReply):
+        from redis.exceptions import InvalidResponse
+
+        return InvalidResponse(str(exc))
     if not isinstance(exc, WireError):
         return exc
     cause = exc.cause

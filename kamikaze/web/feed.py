@@ -63,7 +63,7 @@ class QueueFeed:
         self.key = key
         self.queue = Queue(client, key)
         self.rows = rows
-        self.outage = Outage(address)
+        self.outage = Outage(address, logger="kamikaze.web")
 
     async def run(self, sink: Sink) -> None:
         """Feed `sink` until cancelled. Wrong credentials or permissions, or a

@@ -379,3 +379,19 @@ def test_the_service_follows_its_queue_s_slot_to_another_node(
     assert [p["payload"] for p in listed(env)] == ["after", "before"]
     with target.client() as client:
         assert client.execute_command("PUBSUB", "SHARDNUMSUB", key) == [key, 1]
+
+
+@pytest.mark.parametrize("full_cli", ["", "1"], ids=["fast", "full"])
+def test_a_node_without_the_key_and_no_cluster_option_says_add_cluster(
+    cluster: Cluster, full_cli: str
+) -> None:
+    """Before: `answered: 144 127.0.0.1:38359`, the MOVED reply stripped."""
+    elsewhere = keys_on_distinct_nodes(cluster, "moved")
+    port, key = next((p, k) for p, k in elsewhere.items() if p != cluster.nodes[0].port)
+    url = f"redis://127.0.0.1:{cluster.nodes[0].port}/0"
+    env = kamikaze_env(url, key, {"KAMIKAZE_FULL_CLI": full_cli})
+    result = run("push", "job", "60", "1", env=env)
+    assert result.returncode == 1
+    line = result.stderr.strip()
+    assert line.startswith(f"Error: Redis at redis://127.0.0.1:{cluster.nodes[0].port} is a node")
+    assert "(MOVED " in line and f"127.0.0.1:{port}): add --cluster" in line

@@ -35,7 +35,7 @@ from kamikaze.sweep import Sweeper
 from tests.integration.conftest import Recorder, start_watcher, stop
 from tests.integration.processes import Service, run
 
-FAR = "9999999999.000000"  # an expire time far in the future (year 2286)
+FAR = "9999999999.5"  # an expire time far in the future (year 2286), as 0.1.x writes it
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

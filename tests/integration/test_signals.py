@@ -29,3 +29,37 @@ async def test_every_write_publishes_new_message_on_the_key_channel(
             b"new_message",
         )
     await pubsub.aclose()
+
+
+# A write that keeps Redis busy (0.4 s here; TIME stands still inside a
+# Valkey script, so a loop counts instead) and publishes the change as it ends.
+SLOW_WRITE = """
+for i = 1, 100000000 do end
+redis.call('PUBLISH', KEYS[1], 'new_message')
+return 1
+"""
+
+
+async def test_a_signal_that_comes_before_the_pong_is_a_signal(
+    settings: Settings, redis: Any, monkeypatch: Any
+) -> None:
+    """The PING of an idle subscription waits behind a slow write, whose signal
+    arrives first: wait_or_ping() must say a signal came (before: it took the
+    signal for the PONG, and `watch` and the web page missed the change)."""
+    from kamikaze import signals as signals_module
+
+    monkeypatch.setattr(signals_module, "IDLE_RECHECK", 0.1)
+    monkeypatch.setattr(signals_module, "PONG_TIMEOUT", 10.0)  # however slow the machine
+    signals = signals_module.Signals(redis, settings.key)
+    await signals.subscribe()
+    other = settings.client()
+    try:
+        waiting = asyncio.create_task(signals.wait_or_ping())
+        await asyncio.sleep(0.02)  # the PING leaves at 0.1 s, while the write runs
+        writing = asyncio.create_task(other.eval(SLOW_WRITE, 1, settings.key))
+        assert await asyncio.wait_for(waiting, 5) is True
+        await writing
+        assert await signals.wait_or_ping() is False  # idle again: the PONG alone
+    finally:
+        await signals.close()
+        await other.aclose()

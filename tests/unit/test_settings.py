@@ -3,7 +3,9 @@ before anything is sent (no server needed)."""
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,18 @@ def test_a_url_without_a_query_is_read_as_redis_py_reads_it(url: str) -> None:
         if connection_class is SSLConnection:
             expected["ssl"] = True
     assert urls.url_kwargs(url) == expected
+
+
+@pytest.mark.timeout(10)  # a second read of the FIFO would wait forever
+def test_a_password_file_is_read_once_per_process(tmp_path: Path) -> None:
+    """`--redis-password-file <(echo pw)`, /dev/stdin or a FIFO can be read once:
+    checking the settings, then connecting, must not read it twice."""
+    fifo = tmp_path / "pw-fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("once\n"))
+    writer.start()
+    settings = Settings(redis_url="redis://h:1/0", password_file=str(fifo))
+    settings.check()
+    writer.join(timeout=5)
+    assert settings.connection_kwargs()["password"] == "once"  # a second read would block
+    assert Settings(password_file=str(fifo)).connection_kwargs()["password"] == "once"

@@ -1,0 +1,340 @@
+"""The one-shot commands answer the same on both paths: the fast one
+(kamikaze.quick on kamikaze.wire) and the full CLI (click, redis-py), for
+every case here: the same exit code, the same output (times aside) and the
+same Redis state, on good input, bad input and misbehaving servers. Both run
+in this process, as `kamikaze` would run them (kamikaze.quick.main).
+
+Covers: kamikaze/quick.py, kamikaze/wire.py, kamikaze/cli.py, kamikaze/errors.py,
+kamikaze/urls.py, kamikaze/connections.py."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner
+
+from kamikaze import connections, quick, wire
+from kamikaze.cli import main as full_cli
+from tests.servers import RedisServer, own_server_binary
+
+_keys = itertools.count()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    fast: bool  # the fast path took it (else it handed it to the full CLI)
+    state: list[Any] = field(default_factory=list)
+
+
+def invoke(path: str, argv: list[str], env: dict[str, str], stdin: bytes) -> Outcome:
+    """`kamikaze ARGV` on one path, as kamikaze.quick.main runs it."""
+    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("KAMIKAZE_")}
+    overrides.update(env)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    root.handlers = []
+    fast = False
+    try:
+        with CliRunner().isolation(input=stdin, env=overrides) as (out, err, _):
+            code = quick.run(argv, os.environ) if path == "fast" else None
+            fast = code is not None
+            if code is None:
+                try:
+                    full_cli.main(args=argv, prog_name="kamikaze")
+                    code = 0
+                except SystemExit as exit:
+                    code = exit.code if isinstance(exit.code, int) else 1
+            sys_flush()
+            return Outcome(code, out.getvalue().decode(), err.getvalue().decode(), fast)
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+
+
+def sys_flush() -> None:
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+# Times differ from one run to the next; everything else must not.
+VARYING = [
+    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<log time>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"), "<date>"),
+    (re.compile(r"\b1\d{9}\.\d+"), "<expire time>"),
+    (re.compile(r"\b\d+\.\d{3}\b"), "<ttl>"),
+    (re.compile(r'"ttl": [\d.]+'), '"ttl": <ttl>'),
+]
+
+
+def normal(text: str, key: str) -> str:
+    text = text.replace(key, "<key>")
+    for pattern, placeholder in VARYING:
+        text = pattern.sub(placeholder, text)
+    return text
+
+
+def redis_state(client: redis.Redis, key: str) -> list[Any]:
+    """The queue and its indexes, expire texts aside; no stray keys."""
+    names = sorted(k.decode() for k in client.keys(f"*{key}*"))
+    calls = [name for name in names if ":call:" in name]
+    state: list[Any] = [[normal(name, key) for name in names if name not in calls]]
+    for name in names:
+        if name not in calls and client.type(name) == b"zset":
+            entries = client.zrange(name, 0, -1, withscores=True)
+            state.append([(normal(m.decode(errors="replace"), key), when(s)) for m, s in entries])
+    return state
+
+
+def when(score: float) -> float | str:
+    """A score, unless it is an expire time (the expiry index's)."""
+    return "<expire time>" if 1e9 < score < float("inf") else score
+
+
+# Servers that misbehave, each on a port of its own --------------------------------------
+
+
+class FakeServer:
+    """Answers every connection in one way: `http` (an HTTP server on the
+    port), `trickle` (a bulk reply, a byte every 0.3 s) or `silent`."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                if self.mode == "http":
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                elif self.mode == "trickle":
+                    conn.sendall(b"$100000\r\n")
+                    while not self.stopped.wait(0.3):
+                        conn.sendall(b"x")
+                self.stopped.wait(30)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    server = RedisServer(own_server_binary()).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def password_server() -> Iterator[RedisServer]:
+    server = RedisServer(own_server_binary(), extra_args=("--requirepass", "sesame")).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[dict[str, FakeServer]]:
+    found = {mode: FakeServer(mode) for mode in ("http", "trickle", "silent")}
+    yield found
+    for fake in found.values():
+        fake.close()
+
+
+@pytest.fixture
+def short_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths give up on a silent server after the same timeouts; shorter here."""
+    for module in (connections, wire):
+        monkeypatch.setattr(module, "SOCKET_TIMEOUT", 0.4)
+        monkeypatch.setattr(module, "CONNECT_TIMEOUT", 0.4)
+
+
+# The cases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    argv: list[str]
+    where: str = "server"  # server, password_server, http, trickle, silent, refused
+    url: str = "redis://127.0.0.1:{port}/0"
+    stdin: bytes = b""
+    env: dict[str, str] = field(default_factory=dict)
+    fast: bool | None = None  # must the fast path take it (True) or hand it on (False)?
+
+
+JSON_LINES = (
+    b'{"payload": "a", "ttl": 60, "priority": 1}\n{"payload": "b", "ttl": 5, "priority": 2}\n'
+)
+CASES: dict[str, Case] = {
+    # Good input: the fast path takes it.
+    "push": Case(["push", "job", "60", "1"], fast=True),
+    "push a negative priority": Case(["push", "job", "60", "-1.5"], fast=True),
+    "push colons and unicode": Case(["push", "a:b::ü 🚀", "1e5", "0"], fast=True),
+    "push exponent ttl": Case(["push", "job", "1E3", "+2"], fast=True),
+    "remove": Case(["remove", "seeded"], fast=True),
+    "remove nothing": Case(["remove", "absent"], fast=True),
+    "list": Case(["list"], fast=True),
+    "list --json": Case(["list", "--json"], fast=True),
+    "push - lines": Case(["push", "-"], stdin=JSON_LINES, fast=True),
+    "push - batch size": Case(["push", "-", "--batch-size", "1"], stdin=JSON_LINES, fast=True),
+    "push - a bad line": Case(["push", "-"], stdin=JSON_LINES + b'{"payload": 1}\n', fast=True),
+    "push - invalid utf-8": Case(
+        ["push", "-"], stdin=b'{"payload": "\xff", "ttl": 1, "priority": 1}\n'
+    ),
+    "--key option": Case(["list", "--key", "{key}"], fast=True),
+    "--redis-url= option": Case(["list", "--redis-url={url}"], fast=True),
+    "host and port": Case(["list", "--redis-host", "127.0.0.1", "--redis-port", "{port}"]),
+    # Odd but valid input.
+    "an empty payload": Case(["push", "", "60", "1"], fast=True),
+    "a newline and a NUL in a payload": Case(["push", "a\nb\x00c", "60", "1"]),
+    "a payload that is not UTF-8": Case(["push", "\udcffx", "60", "1"]),
+    "remove a glob": Case(["remove", "*"], fast=True),
+    "a tiny ttl": Case(["push", "job", "1e-300", "1"]),
+    "a huge priority": Case(["push", "job", "60", "1e308"]),
+    "a negative zero priority": Case(["push", "job", "60", "-0.0"]),
+    "a percent-encoded password": Case(["list"], url="redis://:p%40ss@127.0.0.1:{port}/0"),
+    "a database out of range": Case(["push", "job", "60", "1"], url="redis://127.0.0.1:{port}/99"),
+    "an IPv6 host nobody listens on": Case(["list"], where="refused", url="redis://[::1]:{port}/0"),
+    # Bad input: exit 2, nothing changed.
+    "ttl 0": Case(["push", "job", "0", "1"], fast=False),
+    "ttl nan": Case(["push", "job", "nan", "1"], fast=False),
+    "ttl inf": Case(["push", "job", "inf", "1"], fast=False),
+    "ttl text": Case(["push", "job", "soon", "1"], fast=False),
+    "ttl past 9999": Case(["push", "job", "1e17", "1"], fast=False),
+    "priority nan": Case(["push", "job", "60", "nan"], fast=False),
+    "missing priority": Case(["push", "job", "60"], fast=False),
+    "extra argument": Case(["push", "job", "60", "1", "2"], fast=False),
+    "unknown option": Case(["push", "job", "60", "1", "--bogus"], fast=False),
+    "a dash payload": Case(["push", "--", "-x", "60", "1"]),
+    "batch size 0": Case(["push", "-", "--batch-size", "0"], stdin=JSON_LINES, fast=False),
+    "port 0": Case(["list", "--redis-port", "0"], url="", fast=False),
+    "bad port variable": Case(["list"], url="", env={"KAMIKAZE_REDIS_PORT": "abc"}, fast=False),
+    "a key without a tag": Case(["list", "--key", "a}b"], fast=False),
+    "unknown scheme": Case(["list"], url="http://127.0.0.1:{port}/0", fast=False),
+    "a user without a password": Case(
+        ["push", "job", "60", "1"], url="redis://kz@127.0.0.1:{port}/0"
+    ),
+    "TLS verification off by the URL": Case(
+        ["push", "job", "60", "1"], url="rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none"
+    ),
+    "a hostname check off by the URL": Case(
+        ["list"], url="rediss://127.0.0.1:{port}/0?ssl_check_hostname=false"
+    ),
+    # Credentials.
+    "a password, on a server without": Case(
+        ["push", "job", "60", "1"], url="redis://:x@127.0.0.1:{port}/0", fast=True
+    ),
+    "no password, on a server with one": Case(["list"], where="password_server"),
+    "a wrong password": Case(
+        ["push", "job", "60", "1"], where="password_server", url="redis://:nope@127.0.0.1:{port}/0"
+    ),
+    "the right password": Case(
+        ["push", "job", "60", "1"],
+        where="password_server",
+        url="redis://:sesame@127.0.0.1:{port}/0",
+    ),
+    # Servers that fail.
+    "nothing listens": Case(["push", "job", "60", "1"], where="refused"),
+    "nothing listens, nothing configured": Case(["list"], where="refused", url=""),
+    "an HTTP server": Case(["list"], where="http"),
+    "an HTTP server, a push": Case(["push", "job", "60", "1"], where="http"),
+    "a reply that trickles in": Case(["list"], where="trickle"),
+    "a silent server": Case(["push", "job", "60", "1"], where="silent"),
+    "TLS to a plain port": Case(["list"], url="rediss://127.0.0.1:{port}/0"),
+    "a wrong key type": Case(["push", "job", "60", "1"], env={"SEED": "string"}),
+}
+
+
+def port_of(case: Case, servers: dict[str, Any]) -> int:
+    if case.where == "refused":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    return int(servers[case.where].port)
+
+
+@pytest.mark.usefixtures("short_timeouts")
+@pytest.mark.parametrize("name", list(CASES))
+def test_both_paths_answer_the_same(
+    name: str,
+    server: RedisServer,
+    password_server: RedisServer,
+    fakes: dict[str, FakeServer],
+) -> None:
+    case = CASES[name]
+    servers: dict[str, Any] = {"server": server, "password_server": password_server, **fakes}
+    port = port_of(case, servers)
+    admin = redis.Redis(port=server.port)
+    outcomes = {}
+    for path in ("fast", "full"):
+        key = f"two-paths-{next(_keys)}"
+        url = placed(case.url, port=str(port))
+        env = {"KAMIKAZE_KEY": key, **({"KAMIKAZE_REDIS_URL": url} if url else {})}
+        env |= {k: v for k, v in case.env.items() if k.startswith("KAMIKAZE_")}
+        if not url and case.where == "refused":
+            env["KAMIKAZE_REDIS_PORT"] = str(port)
+        seed(admin, key, case.env.get("SEED", "queue"))
+        argv = [placed(arg, key=key, url=url, port=str(port)) for arg in case.argv]
+        outcome = invoke(path, argv, env, case.stdin)
+        outcomes[path] = Outcome(
+            outcome.code,
+            normal(outcome.stdout, key),
+            normal(outcome.stderr, key),
+            outcome.fast,
+            redis_state(admin, key),
+        )
+    fast, full = outcomes["fast"], outcomes["full"]
+    assert (fast.code, fast.stdout, fast.stderr) == (full.code, full.stdout, full.stderr)
+    assert fast.state == full.state
+    assert "Traceback" not in fast.stderr + full.stderr
+    assert fast.stderr.count("Error:") <= 1, fast.stderr  # one line says what went wrong
+    if case.fast is not None:
+        assert fast.fast is case.fast
+    admin.close()
+
+
+def placed(text: str, **values: str) -> str:
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return text
+
+
+def seed(admin: redis.Redis, key: str, how: str) -> None:
+    """What the queue holds before the command: one package, or a string."""
+    if how == "string":
+        admin.set(key, "not a queue")
+        return
+    admin.zadd(key, {f"{time.time() + 3600!r}:seeded": 3})
+
+
+def test_the_cases_cover_every_one_shot_command() -> None:
+    commands = {case.argv[0] for case in CASES.values()}
+    assert commands == set(quick.COMMANDS)
