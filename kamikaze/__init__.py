@@ -29,9 +29,11 @@ def _forget_the_working_directory() -> None:
 _forget_the_working_directory()
 
 import importlib  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
 
+TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
 if TYPE_CHECKING:
+    from typing import Any
+
     from kamikaze.errors import OutcomeUnknown
     from kamikaze.package import Package
     from kamikaze.queue import Queue, TopReading

@@ -17,11 +17,11 @@ import click
 from kamikaze import __version__
 from kamikaze.arguments import DASH_FIRST, ValuesMayStartWithDash
 from kamikaze.options import (
-    EnvOption,
-    FiniteFloat,
     KamikazeGroup,
     bad_value,
     connection_options,
+    declared,
+    global_options,
 )
 from kamikaze.settings import Settings
 
@@ -39,12 +39,9 @@ class Failure(click.ClickException):
     so that a log shipper sees the reason a service stopped."""
 
     def show(self, file: Any = None) -> None:
-        from kamikaze.logs import json_active
+        from kamikaze import report
 
-        if json_active():
-            log.error(self.format_message())
-        else:
-            super().show(file)
+        report.failure(self.format_message())
 
 
 def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
@@ -63,64 +60,36 @@ def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
 
 def redis_failure(settings: Settings, exc: BaseException) -> Failure:
     """Exit 1 with one line; the traceback only at --loglevel DEBUG."""
-    from kamikaze.errors import EMBEDDED_HINT, is_refused, redis_error_line
+    from kamikaze.report import failure_line
 
     log.debug("Redis error", exc_info=True)
-    line = redis_error_line(settings, exc)
-    if is_refused(exc) and nothing_configured():
-        line += EMBEDDED_HINT
-    return Failure(line)
+    return Failure(failure_line(settings, exc, configured=something_configured()))
 
 
-# Where Redis is: when none of these was given, Kamikaze tried its default address.
-WHERE_OPTIONS = ("redis_url", "redis_host", "redis_port", "sentinels", "cluster", "embedded")
+def something_configured() -> bool:
+    """An option or environment variable said where Redis is (parameters' `locates`)."""
+    from kamikaze.parameters import CONNECTION
 
-
-def nothing_configured() -> bool:
-    """No option or environment variable said where Redis is."""
     ctx = click.get_current_context(silent=True)
     if ctx is None:
-        return False
-    return all(
-        ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT)
-        for name in WHERE_OPTIONS
+        return True
+    return any(
+        ctx.get_parameter_source(param.name) not in (None, click.core.ParameterSource.DEFAULT)
+        for param in CONNECTION
+        if param.locates
     )
 
 
 def require_embedded(settings: Settings) -> None:
-    from kamikaze.embedded import EmbeddedError
+    from kamikaze.report import embedded_problem
 
-    try:
-        settings.embedded_server().require_running()
-    except EmbeddedError as exc:
-        raise Failure(str(exc)) from None
-
-
-def echo(text: str, errors: str = "surrogateescape") -> None:
-    """Print text; by default bytes of payloads that are not UTF-8 pass through."""
-    sys.stdout.buffer.write(text.encode("utf-8", errors) + b"\n")
-    sys.stdout.flush()
+    problem = embedded_problem(settings)
+    if problem is not None:
+        raise Failure(problem)
 
 
 @click.group(cls=KamikazeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kamikaze")
-@click.option(
-    "--loglevel",
-    cls=EnvOption,
-    envvar="KAMIKAZE_LOGLEVEL",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
-)
-@click.option(
-    "--log-format",
-    cls=EnvOption,
-    envvar="KAMIKAZE_LOG_FORMAT",
-    default="human",
-    show_default=True,
-    type=click.Choice(["human", "json"]),
-    help="json: one JSON object per line (time, level, logger, message), for log shippers.",
-)
 def main(loglevel: str, log_format: str) -> None:
     """Prioritised packages with expiry times on a Redis queue.
 
@@ -133,19 +102,12 @@ def main(loglevel: str, log_format: str) -> None:
     configure(loglevel, log_format)
 
 
+main.params.extend(global_options())
+
+
 @connection_options
+@declared("push")
 @main.command(cls=ValuesMayStartWithDash, epilog=PRIORITY_HELP)
-@click.argument("payload")
-# Optional only for `push -`: the usage line shows them as required.
-@click.argument("ttl", type=FiniteFloat(positive=True), required=False, metavar="TTL")
-@click.argument("priority", type=FiniteFloat(), required=False, metavar="PRIORITY")
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="With PAYLOAD '-': packages per atomic call.",
-)
 def push(
     payload: str, ttl: float | None, priority: float | None, batch_size: int, settings: Settings
 ) -> None:
@@ -159,7 +121,6 @@ def push(
     An argument that starts with '-' is a value only if it is a number
     (a negative PRIORITY) or follows '--': kamikaze push -- -x 60 1.
     """
-    from kamikaze.package import check_expire_time
     from kamikaze.queue import Queue
 
     ctx = click.get_current_context()
@@ -172,10 +133,6 @@ def push(
             "for the payload '-' itself, write: kamikaze push -- - TTL PRIORITY"
         )
     ttl_, priority_ = require_argument(ctx, "ttl", ttl), require_argument(ctx, "priority", priority)
-    try:
-        check_expire_time(ttl_)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'TTL'") from None
 
     async def work() -> None:
         async with settings.client() as redis:
@@ -208,13 +165,14 @@ def push_lines(settings: Settings, batch_size: int) -> None:
                 raise click.UsageError(f"{exc} (pushed {pushed} packages before it)") from None
         return pushed
 
-    pushed = run_redis(settings, work)
-    log.info("pushed %d package%s", pushed, "" if pushed == 1 else "s")
+    from kamikaze import report
+
+    report.pushed(run_redis(settings, work))
 
 
 @connection_options
+@declared("remove")
 @main.command(cls=ValuesMayStartWithDash)
-@click.argument("payload")
 def remove(payload: str, settings: Settings) -> None:
     """Remove every package whose payload is exactly PAYLOAD.
 
@@ -227,22 +185,17 @@ def remove(payload: str, settings: Settings) -> None:
         async with settings.client() as redis:
             return await Queue(redis, settings.key).remove(payload)
 
-    removed = run_redis(settings, work)
-    log.info("removed %d package%s with payload %r", removed, "" if removed == 1 else "s", payload)
+    from kamikaze import report
+
+    report.removed(run_redis(settings, work), payload)
 
 
 @connection_options
+@declared("list")
 @main.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON array, top first.")
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="Every member of the sorted set and its score as Redis holds them "
-    "(score, tab, member), expired and unparseable ones included.",
-)
 def list_(as_json: bool, raw: bool, settings: Settings) -> None:
     """Show live packages, top first."""
-    from kamikaze import output
+    from kamikaze import report
     from kamikaze.queue import Queue
 
     if raw:
@@ -256,26 +209,18 @@ def list_(as_json: bool, raw: bool, settings: Settings) -> None:
             return await Queue(redis, settings.key).listing()
 
     packages, now = run_redis(settings, work)
-    if as_json:
-        # Lone surrogates (non-UTF-8 bytes) become JSON escapes: the output stays UTF-8.
-        echo(output.as_json(packages, now), errors="backslashreplace")
-    elif sys.stdout.isatty():
-        echo(output.table(packages, now))
-    elif packages:
-        echo(output.plain(packages, now))
+    report.listing(packages, now, as_json)
 
 
 def list_raw(settings: Settings) -> None:
-    from kamikaze import output
+    from kamikaze import report
     from kamikaze.queue import Queue
 
     async def work() -> list[tuple[bytes, bytes]]:
         async with settings.client() as redis:
             return await Queue(redis, settings.key).entries()
 
-    entries = run_redis(settings, work)
-    if entries:
-        echo(output.raw(entries, for_terminal=sys.stdout.isatty()))
+    report.raw_listing(run_redis(settings, work))
 
 
 def stdin_is_terminal() -> bool:
@@ -283,8 +228,8 @@ def stdin_is_terminal() -> bool:
 
 
 @connection_options
+@declared("clear")
 @main.command()
-@click.option("--yes", is_flag=True, help="Do not ask: clear at once (needed in scripts).")
 def clear(yes: bool, settings: Settings) -> None:
     """Delete every package of the queue at once, and signal the change.
 
@@ -305,48 +250,16 @@ def clear(yes: bool, settings: Settings) -> None:
         async with settings.client() as redis:
             return await Queue(redis, settings.key).clear()
 
-    cleared = run_redis(settings, work)
-    log.info("cleared %d package%s from %s", cleared, "" if cleared == 1 else "s", settings.key)
+    from kamikaze import report
+
+    report.cleared(run_redis(settings, work), settings.key)
 
 
 @connection_options
+@declared("service")
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("consumer_path")
 @click.argument("consumer_args", nargs=-1, type=click.UNPROCESSED)
-@click.option(
-    "--sweep-interval",
-    cls=EnvOption,
-    envvar="KAMIKAZE_SWEEP_INTERVAL",
-    type=FiniteFloat(positive=True),
-    default=10.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="How often expired packages anywhere in the queue are deleted.",
-)
-@click.option(
-    "--consumer-function-kwargs",
-    metavar="JSON",
-    help="A JSON object of keyword arguments for the consumer.",
-)
-@click.option(
-    "--metrics-port",
-    cls=EnvOption,
-    envvar="KAMIKAZE_METRICS_PORT",
-    type=click.IntRange(0, 65535),
-    metavar="PORT",
-    help="Serve Prometheus metrics at /metrics and health at /health on PORT "
-    "(pip install 'kamikaze[metrics]').",
-)
-@click.option(
-    "--metrics-host",
-    cls=EnvOption,
-    envvar="KAMIKAZE_METRICS_HOST",
-    default="127.0.0.1",
-    show_default=True,
-    callback=lambda ctx, param, host: dotted_quad(host),
-    metavar="HOST",
-    help="The address the metrics endpoint listens on.",
-)
 def service(
     consumer_path: str,
     consumer_args: tuple[str, ...],
@@ -409,20 +322,6 @@ def service(
             raise redis_failure(settings, exc) from None
 
 
-def dotted_quad(host: str) -> str:
-    """A host written as four numbers must be an IPv4 address (999.1.1.1 is
-    refused here, not after a DNS lookup that may be slow or unreachable)."""
-    import ipaddress
-
-    parts = host.split(".")
-    if len(parts) == 4 and all(part.isdigit() for part in parts):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise click.BadParameter(f"{host!r}: not an IP address") from None
-    return host
-
-
 def require_metrics() -> None:
     import importlib.util
 
@@ -473,52 +372,8 @@ def watch(settings: Settings) -> None:
 
 
 @connection_options
+@declared("web")
 @main.command()
-@click.option(
-    "--host",
-    cls=EnvOption,
-    envvar="KAMIKAZE_WEB_HOST",
-    default="127.0.0.1",
-    show_default=True,
-    callback=lambda ctx, param, host: dotted_quad(host),
-    metavar="HOST",
-    help="The address the page is served on.",
-)
-@click.option(
-    "--port",
-    cls=EnvOption,
-    envvar="KAMIKAZE_WEB_PORT",
-    type=click.IntRange(0, 65535),
-    default=8099,
-    show_default=True,
-    metavar="PORT",
-    help="The port the page is served on; 0 picks a free one.",
-)
-@click.option(
-    "--rows",
-    cls=EnvOption,
-    envvar="KAMIKAZE_WEB_ROWS",
-    type=click.IntRange(1, 10_000),
-    default=200,
-    show_default=True,
-    metavar="N",
-    help="Packages shown, top first.",
-)
-@click.option(
-    "--allow-writes",
-    cls=EnvOption,
-    envvar="KAMIKAZE_WEB_ALLOW_WRITES",
-    is_flag=True,
-    help="A push form and remove buttons, for holders of the token.",
-)
-@click.option(
-    "--token-file",
-    cls=EnvOption,
-    envvar="KAMIKAZE_WEB_TOKEN_FILE",
-    type=click.Path(dir_okay=False),
-    metavar="PATH",
-    help="The token writes need: the file's first line (16 characters or more).",
-)
 def web(
     host: str, port: int, rows: int, allow_writes: bool, token_file: str | None, settings: Settings
 ) -> None:

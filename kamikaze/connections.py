@@ -12,7 +12,9 @@ commands in `signal_commands()`, its pause between reconnections in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

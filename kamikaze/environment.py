@@ -8,25 +8,15 @@ the consumer runs, reach the same queue on the same server (docs/consumer.rst,
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
-import re
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from kamikaze.settings import Settings, parse_sentinel
+from kamikaze.parameters import CONNECTION, FLAG, SENTINELS, environment_value
+from kamikaze.settings import Settings
 
-# Settings field -> its variable, from the options' one declaration (kamikaze.settings).
-VARIABLES = {
-    field.name: field.metadata["option"].env
-    for field in dataclasses.fields(Settings)
-    if "option" in field.metadata
-}
-KINDS = {
-    field.name: field.metadata["option"].kind
-    for field in dataclasses.fields(Settings)
-    if "option" in field.metadata
-}
+# Settings field -> its variable, from the options' one declaration (kamikaze.parameters).
+VARIABLES = {param.name: param.env for param in CONNECTION if param.env}
 
 
 def settings_from_environment(environ: Mapping[str, str] | None = None) -> Settings:
@@ -35,14 +25,13 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Setti
     work raises ValueError naming its variable."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for name, variable in VARIABLES.items():
-        text = environ.get(variable)
-        if not text:  # click ignores empty variables too
-            continue
+    for param in CONNECTION:
         try:
-            values[name] = _READERS.get(KINDS[name], str)(text)
+            value = environment_value(param, environ)
         except ValueError as exc:
-            raise ValueError(f"{variable}: {exc}") from None
+            raise ValueError(f"{param.env}: {exc}") from None
+        if value is not None:
+            values[param.name] = value
     return Settings(**values)
 
 
@@ -52,18 +41,23 @@ def export_settings(settings: Settings, environ: MutableMapping[str, str] | None
     are written as absolute paths, so that a consumer that changes directory
     still finds the server."""
     environ = os.environ if environ is None else environ
-    values = dataclasses.asdict(settings)
+    values = settings.values()
     if settings.embedded:
         server = settings.embedded_server()
         values["embedded_runtime_dir"] = str(server.runtime_dir)
         values["embedded_data_dir"] = str(server.data_dir)
-    defaults = dataclasses.asdict(Settings())
-    for name, variable in VARIABLES.items():
-        value = values[name]
-        if value == defaults[name] or value is None:
-            environ.pop(variable, None)
+    for param in CONNECTION:
+        if param.env is None:
+            continue
+        value = values[param.name]
+        if value == param.default or value is None:
+            environ.pop(param.env, None)
+        elif param.kind is SENTINELS:
+            environ[param.env] = _sentinels_text(value)
+        elif param.kind is FLAG:
+            environ[param.env] = "1"
         else:
-            environ[variable] = _WRITERS.get(KINDS[name], str)(value)
+            environ[param.env] = str(value)
 
 
 @contextlib.contextmanager
@@ -81,38 +75,7 @@ def exported(settings: Settings) -> Iterator[None]:
                 os.environ[variable] = value
 
 
-def _flag(text: str) -> bool:
-    import click
-
-    try:
-        return bool(click.BOOL.convert(text, None, None))
-    except click.BadParameter:
-        raise ValueError(f"{text!r} is not a flag value (1, true, yes; 0, false, no)") from None
-
-
-def _port(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
-        raise ValueError(f"{text!r} is not a port number (1 to 65535)")
-    return int(text)
-
-
-def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
-    return tuple(parse_sentinel(part) for part in re.split(r"[\s,]+", text) if part)
-
-
 def _sentinels_text(sentinels: tuple[tuple[str, int], ...]) -> str:
     return ",".join(
         f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in sentinels
     )
-
-
-# By an option's kind (kamikaze.settings.Option).
-_READERS: dict[str, Callable[[str], Any]] = {
-    "port": _port,
-    "sentinels": _sentinels,
-    "flag": _flag,
-}
-_WRITERS: dict[str, Callable[[Any], str]] = {
-    "sentinels": _sentinels_text,
-    "flag": lambda on: "1",
-}

@@ -5,7 +5,6 @@ slot, and the change channel named like the queue."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 DEFAULT_KEY = "kamikaze"
 
@@ -39,11 +38,22 @@ def check_key(key: str) -> None:
     companion_key(key, "expiry")
 
 
-@dataclass(frozen=True)
 class QueueKeys:
     """The keys of the queue `queue`: what its Lua scripts get as KEYS."""
 
-    queue: str
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: str) -> None:
+        self.queue = queue
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, QueueKeys) and other.queue == self.queue
+
+    def __hash__(self) -> int:
+        return hash(self.queue)
+
+    def __repr__(self) -> str:
+        return f"QueueKeys({self.queue!r})"
 
     @property
     def expiry(self) -> str:

@@ -12,10 +12,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Generator, Iterable
-from dataclasses import dataclass
-from functools import cache
-from typing import Any, TypeVar
 
 from kamikaze.keys import QueueKeys
 from kamikaze.package import (
@@ -28,7 +24,14 @@ from kamikaze.package import (
     join_member,
 )
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterable
+    from typing import Any, TypeAlias, TypeVar
+
+    T = TypeVar("T")
+    Step: TypeAlias = "Script | Commands"
+    Steps: TypeAlias = "Generator[Step, Any, T]"
 
 REMOVE_BATCH = 500  # payload-index entries per remove.lua call
 REMOVE_WALK_COUNT = 5000  # queue entries per remove_scanning.lua call (~3 ms)
@@ -39,15 +42,29 @@ SKIP_SUMMARY_INTERVAL = 60.0  # seconds between summary lines for the rest
 _LUA_DIR = os.path.join(os.path.dirname(__file__), "lua")
 
 
-@cache
+_sources: dict[tuple[str, str], str] = {}
+
+
 def script_source(name: str, signal_command: str = "PUBLISH") -> str:
     """common.lua, then the script: shared helpers included, BullMQ-style.
     `signal_command` is how the topology signals a change (kamikaze.connections)."""
-    texts = [f"local SIGNAL_COMMAND = '{signal_command}'"]
-    for part in ("common", name):
-        with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
-            texts.append(lua.read())
-    return "\n".join(texts)
+    if (name, signal_command) not in _sources:
+        texts = [f"local SIGNAL_COMMAND = '{signal_command}'"]
+        for part in ("common", name):
+            with open(os.path.join(_LUA_DIR, f"{part}.lua"), encoding="utf-8") as lua:
+                texts.append(lua.read())
+        _sources[name, signal_command] = "\n".join(texts)
+    return _sources[name, signal_command]
+
+
+def script_sha(name: str, signal_command: str = "PUBLISH") -> str:
+    """The SHA1 Redis knows script_source() by (EVALSHA)."""
+    try:  # CPython's own SHA1: hashlib loads OpenSSL, a few ms at every start
+        module = __import__("_sha1")
+    except ImportError:  # pragma: no cover - other Pythons
+        module = __import__("hashlib")
+    digest: str = module.sha1(script_source(name, signal_command).encode()).hexdigest()
+    return digest
 
 
 def server_time(seconds: bytes | int, microseconds: bytes | int) -> float:
@@ -55,27 +72,29 @@ def server_time(seconds: bytes | int, microseconds: bytes | int) -> float:
     return int(seconds) + int(microseconds) / 1_000_000
 
 
-@dataclass(frozen=True)
 class Script:
     """Call the Lua script `name` with the queue's keys (or `keys`). A write
     (`what` names it, say "the push") also gets a call key of its own, so
     that it is applied at most once (kamikaze.writes)."""
 
-    name: str
-    args: list[Any]
-    what: str | None = None
-    keys: list[str] | None = None
+    __slots__ = ("args", "keys", "name", "what")
+
+    def __init__(
+        self, name: str, args: list[Any], what: str | None = None, keys: list[str] | None = None
+    ) -> None:
+        self.name = name
+        self.args = args
+        self.what = what
+        self.keys = keys
 
 
-@dataclass(frozen=True)
 class Commands:
     """Send these commands at once (pipelined); the reply is their replies."""
 
-    commands: list[tuple[Any, ...]]
+    __slots__ = ("commands",)
 
-
-Step = Script | Commands
-Steps = Generator[Step, Any, T]
+    def __init__(self, commands: list[tuple[Any, ...]]) -> None:
+        self.commands = commands
 
 
 def push_many(items: Iterable[tuple[str, float | None, float]]) -> Steps[list[Package]]:
@@ -196,9 +215,8 @@ class SkipLog:
         members = list(members)
         if not members:
             return
-        import logging  # only when there is something to say: the CLI starts fast
+        from kamikaze.report import say
 
-        log = logging.getLogger("kamikaze.queue")
         unnamed = 0
         for member in members:
             text = as_text(member)
@@ -206,13 +224,24 @@ class SkipLog:
                 continue
             if len(self.named) < NAMED_SKIPS:
                 self.named.add(text)
-                log.warning("skipping member %r of %s: not <expire_time>:<payload>", text, self.key)
+                say(
+                    "WARNING",
+                    "kamikaze.queue",
+                    "skipping member %r of %s: not <expire_time>:<payload>",
+                    text,
+                    self.key,
+                )
             else:
                 unnamed += 1
         if unnamed and time.monotonic() - self.last_summary >= SKIP_SUMMARY_INTERVAL:
             self.last_summary = time.monotonic()
-            log.warning(
+            say(
+                "WARNING",
+                "kamikaze.queue",
                 "skipping %d more members of %s that are not <expire_time>:<payload> "
                 "(the first %d were named; this line comes at most every %.0f s)",
-                unnamed, self.key, NAMED_SKIPS, SKIP_SUMMARY_INTERVAL,
-            )  # fmt: skip
+                unnamed,
+                self.key,
+                NAMED_SKIPS,
+                SKIP_SUMMARY_INTERVAL,
+            )

@@ -1,21 +1,22 @@
-"""How the command line is parsed, beyond click itself: the connection
-options, made from their one declaration in kamikaze.settings; options that
-name their environment variable in errors; finite numbers; and hints for an
-option typed on the wrong side of the command. (Arguments that may start
-with '-' are kamikaze.arguments'.)
+"""How the command line is parsed, beyond click itself: click's options and
+arguments, made from their one declaration in kamikaze.parameters (each
+value checked by its kind's `parse`, as the fast path checks it); options
+that name their environment variable in errors; and hints for an option
+typed on the wrong side of the command. (Arguments that may start with '-'
+are kamikaze.arguments'.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 import os
+from collections.abc import Callable
 from typing import Any, cast
 
 import click
 
-from kamikaze.settings import Option, SettingError, Settings
+from kamikaze.parameters import COMMANDS, CONNECTION, GLOBAL, Kind, Param
+from kamikaze.settings import SettingError, Settings
 
 
 class EnvOption(click.Option):
@@ -38,69 +39,85 @@ def bad_value(name: str, message: str) -> click.BadParameter:
     return click.BadParameter(message, ctx=ctx, param=param)
 
 
-class FiniteFloat(click.types.FloatParamType):
-    """A finite float (and > 0 if `positive`). A FloatParamType, whose type
-    is the same on every click release (ParamType is generic only since 8.4)."""
+class KindType(click.types.UnprocessedParamType):
+    """A kind of value (kamikaze.parameters) as a click type: its `parse`
+    decides, and its message is the error. (UnprocessedParamType is a
+    ParamType whose hints are the same on every click release.)"""
 
-    name = "number"
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.name = kind.name
 
-    def __init__(self, positive: bool = False) -> None:
-        self.positive = positive
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # a default, already a value
         try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        if self.positive and number <= 0:
-            self.fail(f"{value!r} must be greater than 0", param, ctx)
-        return number
+            return self.kind.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, *args: Any, **kwargs: Any) -> str | None:
+        return self.kind.metavar
+
+
+def click_option(param: Param) -> click.Option:
+    """The click option of a declared option."""
+    shown = param.default not in (None, False, ())
+    kwargs: dict[str, Any] = {
+        "envvar": param.env,
+        "default": param.default,
+        "show_default": shown,
+        "metavar": param.metavar,
+        "help": param.help or None,
+    }
+    if param.is_flag:
+        kwargs["is_flag"] = True  # click's BOOL reads its variable (parameters.FLAG_WORDS)
+    elif param.kind.choices:
+        kwargs["type"] = click.Choice(param.kind.choices, case_sensitive=not param.kind.any_case)
+    else:
+        kwargs["type"] = KindType(param.kind)
+    if param.many:
+        kwargs |= {"multiple": True, "default": None, "callback": _joined}
+    cls = EnvOption if param.env else click.Option
+    return cls([*param.flags, param.name], **kwargs)
+
+
+def _joined(ctx: click.Context, param: click.Parameter, values: Any) -> tuple[Any, ...]:
+    """A repeatable option: the parts of every value, in order."""
+    return tuple(part for value in values or () for part in value)
+
+
+def click_argument(param: Param) -> click.Argument:
+    return click.Argument(
+        [param.name],
+        type=KindType(param.kind),
+        required=param.required,
+        metavar=param.name.upper(),
+    )
+
+
+def declared(command_name: str) -> Callable[[click.Command], click.Command]:
+    """Give a command its declared arguments and options (kamikaze.parameters)."""
+
+    def add(command: click.Command) -> click.Command:
+        declaration = COMMANDS[command_name]
+        made: list[click.Parameter] = [click_argument(p) for p in declaration.arguments]
+        made += [click_option(p) for p in declaration.options]
+        command.params[:0] = made
+        return command
+
+    return add
+
+
+def global_options() -> list[click.Option]:
+    return [click_option(param) for param in GLOBAL]
 
 
 @functools.cache
 def connection_params() -> tuple[click.Parameter, ...]:
     """The connection options, one per declared Settings field, built once and
     shared by every command (the CLI starts once per package)."""
-    return tuple(
-        _click_option(field.name, field.default, field.metadata["option"])
-        for field in dataclasses.fields(Settings)
-        if "option" in field.metadata
-    )
-
-
-def _click_option(name: str, default: Any, declared: Option) -> click.Option:
-    kinds: dict[str, dict[str, Any]] = {
-        "text": {},
-        "port": {"type": click.IntRange(1, 65535)},
-        "file": {"type": click.Path(dir_okay=False)},
-        "existing_file": {"type": click.Path(exists=True, dir_okay=False)},
-        "flag": {"is_flag": True},
-        "sentinels": {"multiple": True, "callback": lambda ctx, p, v: split_sentinels(v)},
-    }
-    shown = default not in (None, False, ())
-    return EnvOption(
-        [declared.flag, name],
-        envvar=declared.env,
-        default=None if declared.kind == "sentinels" else default,
-        show_default=shown,
-        metavar=declared.metavar,
-        help=declared.help or None,
-        **kinds[declared.kind],
-    )
-
-
-def split_sentinels(values: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    from kamikaze.settings import parse_sentinel
-
-    texts = [text.strip() for value in values for text in value.split(",") if text.strip()]
-    try:
-        return tuple(parse_sentinel(text) for text in texts)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    return tuple(click_option(param) for param in CONNECTION)
 
 
 def connection_options(command: click.Command) -> click.Command:
@@ -110,15 +127,16 @@ def connection_options(command: click.Command) -> click.Command:
     objects, built once."""
     callback = command.callback
     assert callback is not None
-    defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
-    names = [param.name for param in connection_params() if param.name is not None]
+    names = [param.name for param in CONNECTION]
+    defaults = {param.name: param.default for param in CONNECTION}
 
     @functools.wraps(callback)
     def with_settings(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in names}
-        # An empty value of an optional setting (KAMIKAZE_REDIS_URL=) is no value.
+        # An empty value of an optional setting (KAMIKAZE_REDIS_URL=) is no value;
+        # a repeatable one given no times is its default.
         values: dict[str, Any] = {
-            name: None if value == "" and defaults[name] is None else value
+            name: defaults[name] if value in ("", ()) and defaults[name] in (None, ()) else value
             for name, value in given.items()
         }
         settings = Settings(**values)

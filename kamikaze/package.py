@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import dataclass
 
 # The same rule as parse_expiry() in lua/common.lua: a plain decimal number,
 # optionally with an exponent; no "nan", "inf", hex, spaces or underscores.
@@ -113,14 +112,32 @@ def as_bytes(member: str) -> bytes:
     return member.encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True, eq=False)
 class Package:
-    """A prioritised payload with an optional expiry: the 0.1.x interface."""
+    """A prioritised payload with an optional expiry: the 0.1.x interface.
+    Immutable. (A plain class: the one-shot commands start without dataclasses.)"""
 
+    __slots__ = ("expire_time", "payload", "raw_entry", "score")
     payload: str
     score: float
     expire_time: float | None
     raw_entry: str
+
+    def __init__(
+        self, payload: str, score: float, expire_time: float | None, raw_entry: str
+    ) -> None:
+        for name, value in (
+            ("payload", payload),
+            ("score", score),
+            ("expire_time", expire_time),
+            ("raw_entry", raw_entry),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Package is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Package is immutable: cannot delete {name}")
 
     @classmethod
     def create(cls, payload: str, priority: float, expire_time: float | None) -> Package:

@@ -1,51 +1,78 @@
-"""The one-shot commands, fast. `kamikaze push`, `remove` and `list` run
-from shell scripts once per package, so they must start near the
-interpreter's floor. When a command line is one of their plain forms (every
-value valid, only options known here), it runs here, on kamikaze.wire,
-without click, redis-py or asyncio. Anything else (help, a typo, a bad
-value, Sentinel or Cluster, other log settings, completion) goes to the full
-CLI (kamikaze.cli), which reports it: so every message about the command
-line is click's. Both paths run the same steps (kamikaze.operations) and
-Lua scripts, and report Redis failures in the same words (kamikaze.errors).
+"""The one-shot commands, fast. `kamikaze push`, `remove`, `list` and
+`clear` run from shell scripts once per package, so they must start near
+the interpreter's floor: here, without click, redis-py or asyncio, on
+kamikaze.wire.
+
+The command line is read by the same declarations (kamikaze.parameters)
+and the same rules as the full CLI (kamikaze.cli): the same splitting of
+values that may start with '-', every value checked by its kind's `parse`,
+the environment read the same way. The fast path declines, and the full CLI
+takes the command line, whenever (the rule, derived from the declarations):
+
+- something is not a declared option, or a value its kind refuses (the full
+  CLI then says why, in click's words: every message about the command line
+  is the full CLI's);
+- the settings need what kamikaze.wire does not implement: a topology other
+  than one server, or a connection argument outside `wire.IMPLEMENTS` (a
+  URL query, which only redis-py parses, always is);
+- the output would be the full CLI's own: help, completion, a prompt,
+  `--loglevel DEBUG` (its tracebacks are the full CLI's).
+
+Both paths run the same steps (kamikaze.operations) and Lua scripts, and
+report through kamikaze.report: one answer on both (tests/integration/test_two_paths.py).
 
 The entry point of the `kamikaze` command and of `python -m kamikaze`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 from kamikaze import operations
-from kamikaze.keys import QueueKeys
-from kamikaze.operations import Script, Steps, script_source
-from kamikaze.package import check_expire_time
-from kamikaze.settings import Settings
+from kamikaze.parameters import (
+    COMMANDS,
+    CONNECTION,
+    GLOBAL,
+    Param,
+    environment_value,
+    split_arguments,
+)
 
-COMMANDS = ("push", "remove", "list")
-# Where Redis is: when none of these was given, the default address was tried.
-WHERE = ("redis_url", "redis_host", "redis_port", "embedded")
-# Settings the fast path leaves to the full CLI (redis-py builds their clients).
-ELSEWHERE_VARIABLES = ("KAMIKAZE_SENTINELS", "KAMIKAZE_SENTINEL_MASTER", "KAMIKAZE_CLUSTER")
-TRUE, FALSE = ("1", "true"), ("0", "false")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+    from kamikaze.operations import Script, Steps
+    from kamikaze.settings import Settings
 
 
 class Declined(Exception):
-    """Not a plain form: the full CLI takes the command line."""
+    """Not for the fast path: the full CLI takes the command line."""
 
 
-@dataclasses.dataclass
 class Invocation:
-    command: str
-    arguments: list[str]
-    settings: Settings
-    configured: bool  # something said where Redis is (for the --embedded hint)
-    as_json: bool = False
-    batch_size: int = 500
+    """A command line the fast path runs: the command, its own values, the
+    settings, the log settings, and whether anything said where Redis is."""
+
+    __slots__ = ("command", "configured", "log_format", "loglevel", "settings", "values")
+
+    def __init__(
+        self,
+        command: str,
+        values: dict[str, Any],
+        settings: Settings,
+        configured: bool,
+        loglevel: str = "INFO",
+        log_format: str = "human",
+    ) -> None:
+        self.command = command
+        self.values = values
+        self.settings = settings
+        self.configured = configured
+        self.loglevel = loglevel
+        self.log_format = log_format
 
 
 def main() -> None:
@@ -63,7 +90,7 @@ def main() -> None:
 
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int | None:
-    """Run a plain one-shot command line; None when it is not one."""
+    """Run a command line the fast path takes; None when it declines one."""
     if environ.get("KAMIKAZE_FULL_CLI"):  # the tests run the CLI tests on both paths
         return None
     try:
@@ -73,237 +100,229 @@ def run(argv: list[str], environ: Mapping[str, str]) -> int | None:
     return execute(invocation)
 
 
-# Parsing ---------------------------------------------------------------------------------
-
-
-def options() -> dict[str, dataclasses.Field[Any]]:
-    """The connection options the fast path knows, by flag."""
-    return {
-        field.metadata["option"].flag: field
-        for field in dataclasses.fields(Settings)
-        if "option" in field.metadata and field.metadata["option"].kind != "sentinels"
-        and field.name not in ("cluster", "sentinel_master")
-    }  # fmt: skip
+# Reading the command line ----------------------------------------------------------------
 
 
 def parse(argv: list[str], environ: Mapping[str, str]) -> Invocation:
-    if not argv or argv[0] not in COMMANDS or "_KAMIKAZE_COMPLETE" in environ:
+    """The invocation of `argv` in `environ`; Declined when the full CLI must take it."""
+    if "_KAMIKAZE_COMPLETE" in environ:  # click's shell completion
         raise Declined
-    if environ.get("KAMIKAZE_LOGLEVEL", "INFO").upper() != "INFO":
+    given, rest = read_global_options(argv)
+    if not rest or rest[0] not in RUNNERS:
         raise Declined
-    if environ.get("KAMIKAZE_LOG_FORMAT", "human") != "human":
-        raise Declined
-    if any(environ.get(name) for name in ELSEWHERE_VARIABLES):
-        raise Declined
-    command, known = argv[0], options()
-    given: dict[str, Any] = {}
-    values: list[str] = []
-    extra: dict[str, Any] = {}
-    rest = iter(argv[1:])
-    for arg in rest:
-        if arg.startswith("--") and arg != "--":
-            flag, equals, text = arg.partition("=")
-            if command == "list" and flag == "--json" and not equals:
-                extra["as_json"] = True
-            elif command == "push" and flag == "--batch-size":
-                extra["batch_size"] = batch_size(text if equals else next(rest, None))
-            elif flag in known and known[flag].metadata["option"].kind == "flag":
-                if equals:
-                    raise Declined
-                given[known[flag].name] = True
-            elif flag in known:
-                given[known[flag].name] = text if equals else next_value(rest)
-            else:
-                raise Declined
-        elif arg.startswith("-") and not (number(arg) and values):
-            if not (command == "push" and arg == "-" and not values):
-                raise Declined
-            values.append(arg)
-        else:
-            values.append(arg)
-    check_arguments(command, values, extra)
-    from_environment = environment_values(environ, known, skip=given)
-    settings_values = {**from_environment, **given}
-    if "?" in str(settings_values.get("redis_url", "")):
-        raise Declined  # a URL query is redis-py's to parse and honour
+    command = COMMANDS[rest[0]]
+    by_flag = {flag: p for p in (*CONNECTION, *command.options) for flag in p.flags}
     try:
-        settings = Settings(
-            **{name: convert(name, value) for name, value in settings_values.items()}
+        options, values, dash_first = split_arguments(
+            rest[1:], lambda name: takes_value(by_flag, name)
         )
-        settings.check()
-        if not set(settings.connection_kwargs()) <= wire_implements():
-            raise Declined
-    except (ValueError, TypeError):
+    except ValueError:  # an unknown option, or one without its value
         raise Declined from None
-    configured = any(name in settings_values for name in WHERE)
-    return Invocation(command, values, settings, configured, **extra)
-
-
-def wire_implements() -> frozenset[str]:
-    from kamikaze.wire import IMPLEMENTS
-
-    return IMPLEMENTS
-
-
-def next_value(rest: Any) -> str:
-    value = next(rest, None)
-    if value is None:
+    given |= read_options(options, by_flag)
+    lines = command.name == "push" and dash_first  # `push -`: JSON lines from stdin
+    if lines and values != ["-"]:
+        raise Declined  # click: "'-' alone reads JSON lines from stdin; ..."
+    given |= {} if lines else read_arguments(command.arguments, values)
+    from_environment = read_environment((*GLOBAL, *CONNECTION, *command.options), given, environ)
+    chosen = {**from_environment, **given}
+    if chosen.get("loglevel") == "DEBUG":
         raise Declined
-    return str(value)
+    settings = fast_settings({p.name: chosen[p.name] for p in CONNECTION if p.name in chosen})
+    configured = any(p.name in chosen for p in CONNECTION if p.locates)
+    own = {p.name: chosen.get(p.name, p.default) for p in (*command.arguments, *command.options)}
+    own["lines"] = lines
+    refused_by_the_command(command.name, own)
+    levels = {p.name: chosen.get(p.name, p.default) for p in GLOBAL}
+    return Invocation(command.name, own, settings, configured, **levels)
 
 
-def number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def refused_by_the_command(command: str, own: dict[str, Any]) -> None:
+    """What a command itself refuses or asks about (kamikaze.cli says so)."""
+    if command == "list" and own["raw"] and own["as_json"]:
+        raise Declined  # "--raw and --json exclude each other"
+    if command == "clear" and not own["yes"]:
+        raise Declined  # a prompt on a terminal, else "add --yes to confirm"
 
 
-def finite(text: str, positive: bool = False) -> float:
-    """As the full CLI's FiniteFloat takes it; Declined otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise Declined from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise Declined
-    return value
-
-
-def batch_size(text: str | None) -> int:
-    try:
-        size = int(text or "")
-    except ValueError:
-        raise Declined from None
-    if not 1 <= size <= 100_000:
-        raise Declined
-    return size
-
-
-def check_arguments(command: str, values: list[str], extra: dict[str, Any]) -> None:
-    if command == "push":
-        if values == ["-"]:
-            return
-        if len(values) != 3 or values[0] == "-" or "batch_size" in extra:
-            raise Declined
-        try:
-            check_expire_time(finite(values[1], positive=True))
-        except ValueError:
-            raise Declined from None
-        finite(values[2])
-    elif len(values) != (1 if command == "remove" else 0):
-        raise Declined
-
-
-def environment_values(
-    environ: Mapping[str, str], known: dict[str, dataclasses.Field[Any]], skip: dict[str, Any]
-) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for field in known.values():
-        text = environ.get(field.metadata["option"].env)
-        if not text or field.name in skip:
-            continue  # the command line wins; an empty variable is none
-        if field.metadata["option"].kind == "flag":
-            if text.lower() not in (*TRUE, *FALSE):
+def read_global_options(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The global options before the command (--loglevel, --log-format), and the rest."""
+    by_flag = {flag: param for param in GLOBAL for flag in param.flags}
+    given: dict[str, Any] = {}
+    rest = list(argv)
+    while rest and rest[0].startswith("-"):
+        name, equals, text = rest.pop(0).partition("=")
+        if name not in by_flag:
+            raise Declined  # --help, --version, a typo
+        if not equals:
+            if not rest:
                 raise Declined
-            found[field.name] = text.lower() in TRUE
-        else:
-            found[field.name] = text
+            text = rest.pop(0)
+        given[by_flag[name].name] = parsed(by_flag[name], text)
+    return given, rest
+
+
+def takes_value(by_flag: dict[str, Param], name: str) -> bool | None:
+    param = by_flag.get(name)
+    return None if param is None else not param.is_flag
+
+
+def read_options(options: list[str], by_flag: dict[str, Param]) -> dict[str, Any]:
+    """The values of the options split_arguments found (the last one wins,
+    as in click; a repeatable option's values add up)."""
+    found: dict[str, Any] = {}
+    tokens = iter(options)
+    for token in tokens:
+        name, equals, text = token.partition("=")
+        param = by_flag[name]
+        if param.is_flag:
+            if equals:
+                raise Declined  # click: "Option '--json' does not take a value."
+            found[param.name] = True
+            continue
+        value = parsed(param, text if equals else next(tokens))
+        found[param.name] = (*found.get(param.name, ()), *value) if param.many else value
     return found
 
 
-def convert(name: str, value: Any) -> Any:
-    """A value as the full CLI's option converts it; Declined when it would refuse it."""
-    kind = next(f for f in dataclasses.fields(Settings) if f.name == name).metadata["option"].kind
-    if kind == "port":
-        port = int(value) if str(value).strip().isdigit() else 0
-        if not 1 <= port <= 65535:
-            raise Declined
-        return port
-    if kind == "existing_file" and (not os.path.exists(value) or os.path.isdir(value)):
+def read_arguments(arguments: tuple[Param, ...], values: list[str]) -> dict[str, Any]:
+    """The command's arguments, every one given (push's TTL and PRIORITY are
+    optional only for `push -`)."""
+    if len(values) != len(arguments):
+        raise Declined  # click: a missing or an extra argument
+    return {param.name: parsed(param, text) for param, text in zip(arguments, values, strict=True)}
+
+
+def read_environment(
+    params: Iterable[Param], given: dict[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """What the environment gives the options the command line did not."""
+    found: dict[str, Any] = {}
+    for param in params:
+        if param.name in given:
+            continue
+        try:
+            value = environment_value(param, environ)
+        except ValueError:
+            raise Declined from None
+        if value is not None:
+            found[param.name] = value
+    return found
+
+
+def parsed(param: Param, text: str) -> Any:
+    try:
+        return param.kind.parse(text)
+    except ValueError:
+        raise Declined from None
+
+
+def fast_settings(values: dict[str, Any]) -> Settings:
+    """The settings, if they work and kamikaze.wire implements what they need."""
+    from kamikaze import wire
+    from kamikaze.settings import Settings
+
+    if "?" in str(values.get("redis_url") or ""):
+        raise Declined  # a URL query is redis-py's to parse and honour
+    try:
+        settings = Settings(**values)
+        settings.check()
+        kwargs = settings.connection_kwargs()
+    except ValueError:
+        raise Declined from None
+    if settings.topology not in wire.TOPOLOGIES or not set(kwargs) <= wire.IMPLEMENTS:
         raise Declined
-    if kind == "file" and os.path.isdir(value):
-        raise Declined
-    return value
+    return settings
 
 
 # Running ---------------------------------------------------------------------------------
 
 
 def execute(invocation: Invocation) -> int:
-    from kamikaze import wire
+    from kamikaze import report, wire
 
     settings = invocation.settings
-    if settings.embedded:
-        from kamikaze.embedded import EmbeddedError
-
-        try:
-            settings.embedded_server().require_running()
-        except EmbeddedError as exc:
-            return failure(str(exc))
+    report.configure_logs(invocation.loglevel, invocation.log_format)
+    problem = report.embedded_problem(settings)
+    if problem is not None:
+        code = report.failure(problem)
+        report.reset_logs()
+        return code
     connection = wire.Connection(settings.connection_kwargs())
     try:
-        return COMMAND_RUNNERS[invocation.command](invocation, Runner(connection, settings.key))
+        return RUNNERS[invocation.command](invocation, Runner(connection, settings.key))
     except (wire.WireError, wire.ReplyError, wire.BadReply) as exc:
         what = exc.what if isinstance(exc, wire.WireError) else None
-        return redis_failure(invocation, wire.as_redis_error(exc, what))
+        line = report.failure_line(settings, wire.as_redis_error(exc, what), invocation.configured)
+        return report.failure(line)
     finally:
         connection.close()
+        report.reset_logs()
 
 
 def push(invocation: Invocation, runner: Runner) -> int:
-    if invocation.arguments == ["-"]:
+    values = invocation.values
+    if values["lines"]:
         return push_lines(invocation, runner)
-    payload, ttl, priority = invocation.arguments
-    runner.run(operations.push_many([(payload, float(ttl), float(priority))]))
+    runner.run(operations.push_many([(values["payload"], values["ttl"], values["priority"])]))
     return 0
 
 
 def push_lines(invocation: Invocation, runner: Runner) -> int:
+    from kamikaze import report
     from kamikaze.lines import BadLine, batches
 
     pushed = 0
     try:
-        for batch in batches(sys.stdin.buffer, invocation.batch_size):
+        for batch in batches(sys.stdin.buffer, invocation.values["batch_size"]):
             pushed += len(runner.run(operations.push_many(batch)))
     except BadLine as exc:
-        return usage_error(f"{exc} (pushed {pushed} packages before it)")
-    logger().info("pushed %d package%s", pushed, "" if pushed == 1 else "s")
+        return usage_error("push", f"{exc} (pushed {pushed} packages before it)")
+    report.pushed(pushed)
     return 0
 
 
 def remove(invocation: Invocation, runner: Runner) -> int:
-    (payload,) = invocation.arguments
-    removed = runner.run(operations.remove(runner.keys, payload))
-    logger().info(
-        "removed %d package%s with payload %r", removed, "" if removed == 1 else "s", payload
-    )
+    from kamikaze import report
+
+    payload = invocation.values["payload"]
+    report.removed(runner.run(operations.remove(runner.keys, payload)), payload)
     return 0
 
 
 def list_(invocation: Invocation, runner: Runner) -> int:
-    from kamikaze import output
+    from kamikaze import report
 
-    logger()  # members that are not ours are warned about
+    if invocation.values["raw"]:
+        entries, _ = runner.run(operations.pages(runner.keys, None))
+        report.raw_listing(entries)
+        return 0
     skips = operations.SkipLog(runner.keys.queue)
     packages, now = runner.run(operations.listing(runner.keys, None, skips))
-    if invocation.as_json:
-        echo(output.as_json(packages, now), errors="backslashreplace")
-    elif sys.stdout.isatty():
-        echo(output.table(packages, now))
-    elif packages:
-        echo(output.plain(packages, now))
+    report.listing(packages, now, invocation.values["as_json"])
     return 0
 
 
-COMMAND_RUNNERS = {"push": push, "remove": remove, "list": list_}
+def clear(invocation: Invocation, runner: Runner) -> int:
+    from kamikaze import report
+
+    report.cleared(runner.run(operations.clear()), runner.keys.queue)
+    return 0
+
+
+RUNNERS: dict[str, Callable[[Invocation, Runner], int]] = {
+    "push": push,
+    "remove": remove,
+    "list": list_,
+    "clear": clear,
+}
 
 
 class Runner:
     """Runs an operation's steps (kamikaze.operations) on one wire connection."""
 
     def __init__(self, connection: Any, key: str) -> None:
+        from kamikaze.keys import QueueKeys
+
         self.connection = connection
         self.keys = QueueKeys(key)
 
@@ -336,8 +355,8 @@ class Runner:
     def call_script(self, step: Script, keys: list[str]) -> Any:
         from kamikaze import wire
 
-        source = script_source(step.name)
-        call = ("EVALSHA", sha1(source), len(keys), *keys, *step.args)
+        source = operations.script_source(step.name)
+        call = ("EVALSHA", operations.script_sha(step.name), len(keys), *keys, *step.args)
         (reply,) = self.connection.execute([call])
         if isinstance(reply, wire.ReplyError) and str(reply).startswith("NOSCRIPT"):
             _, reply = self.connection.execute([("SCRIPT", "LOAD", source), call])
@@ -346,52 +365,14 @@ class Runner:
         return reply
 
 
-def sha1(source: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(source.encode()).hexdigest()
-
-
-# Reporting, as the full CLI does --------------------------------------------------------
-
-
-def logger() -> Any:
-    """The `kamikaze` logger, configured as the full CLI configures it."""
-    import logging
-
-    from kamikaze.logs import configure
-
-    configure("INFO", "human")
-    return logging.getLogger("kamikaze")
-
-
-def echo(text: str, errors: str = "surrogateescape") -> None:
-    sys.stdout.buffer.write(text.encode("utf-8", errors) + b"\n")
-    sys.stdout.flush()
-
-
-def failure(message: str) -> int:
-    sys.stderr.write(f"Error: {message}\n")
-    return 1
-
-
-def usage_error(message: str) -> int:
-    """A usage error of `push`, shown by click as the full CLI shows it."""
+def usage_error(command: str, message: str) -> int:
+    """A usage error of `command`, shown by click as the full CLI shows it."""
     import click
 
     from kamikaze.cli import main as full_cli
 
     parent = click.Context(full_cli, info_name="kamikaze")
-    context = click.Context(full_cli.commands["push"], info_name="push", parent=parent)
+    context = click.Context(full_cli.commands[command], info_name=command, parent=parent)
     error = click.UsageError(message, context)
     error.show()
     return error.exit_code
-
-
-def redis_failure(invocation: Invocation, exc: BaseException) -> int:
-    from kamikaze.errors import EMBEDDED_HINT, is_refused, redis_error_line
-
-    line = redis_error_line(invocation.settings, exc)
-    if is_refused(exc) and not invocation.configured:
-        line += EMBEDDED_HINT
-    return failure(line)

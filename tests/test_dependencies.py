@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -26,12 +27,18 @@ def requirements() -> list[Requirement]:
 
 
 def locked() -> dict[str, Version]:
+    """The lock's pins for this Python and platform (its markers say which)."""
     versions = {}
     for line in (ROOT / ".ci" / "constraints.txt").read_text().splitlines():
-        pin = line.split(";")[0].strip()
-        if "==" in pin and not pin.startswith("#"):
-            name, version = pin.split("==")
-            versions[canonicalize_name(name)] = Version(version)
+        pin, _, marker = line.partition(";")
+        if (
+            "==" not in pin
+            or pin.startswith("#")
+            or not Marker(marker or "python_version > '0'").evaluate()
+        ):
+            continue
+        name, version = pin.strip().split("==")
+        versions[canonicalize_name(name)] = Version(version)
     return versions
 
 

@@ -44,8 +44,11 @@ def cli_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         (["list"], True),
         (["list", "--json"], True),
         (["push", "-"], True),
-        (["push", "--", "-x", "60", "1"], False),  # a value after '--': the full CLI
-        (["list", "--raw"], False),
+        (["push", "--", "-x", "60", "1"], True),  # a value after '--'
+        (["list", "--raw"], True),
+        (["clear", "--yes"], True),
+        (["--loglevel", "WARNING", "remove", "job"], True),
+        (["--loglevel", "DEBUG", "remove", "job"], False),  # its tracebacks are the full CLI's
         (["watch"], False),
     ],
 )

@@ -26,6 +26,7 @@ from click.testing import CliRunner
 
 from kamikaze import connections, quick, wire
 from kamikaze.cli import main as full_cli
+from kamikaze.parameters import COMMANDS
 from tests.servers import RedisServer, own_server_binary
 
 _keys = itertools.count()
@@ -75,7 +76,7 @@ def sys_flush() -> None:
 # Times differ from one run to the next; everything else must not.
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<log time>"),
-    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"), "<date>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}Z)?"), "<date>"),
     (re.compile(r"\b1\d{9}\.\d+"), "<expire time>"),
     (re.compile(r"\b\d+\.\d{3}\b"), "<ttl>"),
     (re.compile(r'"ttl": [\d.]+'), '"ttl": <ttl>'),
@@ -212,6 +213,26 @@ CASES: dict[str, Case] = {
     "--key option": Case(["list", "--key", "{key}"], fast=True),
     "--redis-url= option": Case(["list", "--redis-url={url}"], fast=True),
     "host and port": Case(["list", "--redis-host", "127.0.0.1", "--redis-port", "{port}"]),
+    "list --raw": Case(["list", "--raw"], fast=True),
+    "clear --yes": Case(["clear", "--yes"], fast=True),
+    "clear, no --yes, not on a terminal": Case(["clear"], fast=False),
+    "list --raw --json": Case(["list", "--raw", "--json"], fast=False),
+    "--json=1": Case(["list", "--json=1"], fast=False),
+    # Log settings.
+    "--loglevel WARNING": Case(["--loglevel", "WARNING", "remove", "seeded"], fast=True),
+    "--loglevel=error, in lower case": Case(["--loglevel=error", "remove", "seeded"], fast=True),
+    "KAMIKAZE_LOGLEVEL": Case(["remove", "seeded"], env={"KAMIKAZE_LOGLEVEL": "warning"}),
+    "--log-format json": Case(["--log-format", "json", "remove", "seeded"], fast=True),
+    "--log-format json, a failure": Case(
+        ["--log-format", "json", "push", "job", "60", "1"], where="refused"
+    ),
+    "KAMIKAZE_LOG_FORMAT=json, a failure": Case(
+        ["list"], where="refused", env={"KAMIKAZE_LOG_FORMAT": "json"}
+    ),
+    "--loglevel DEBUG": Case(["--loglevel", "DEBUG", "list"], fast=False),
+    "a bad log level": Case(["--loglevel", "LOUD", "list"], fast=False),
+    "a global option after the command": Case(["list", "--loglevel", "INFO"], fast=False),
+    "--help": Case(["push", "--help"], fast=False),
     # Odd but valid input.
     "an empty payload": Case(["push", "", "60", "1"], fast=True),
     "a newline and a NUL in a payload": Case(["push", "a\nb\x00c", "60", "1"]),
@@ -336,5 +357,5 @@ def seed(admin: redis.Redis, key: str, how: str) -> None:
 
 
 def test_the_cases_cover_every_one_shot_command() -> None:
-    commands = {case.argv[0] for case in CASES.values()}
-    assert commands == set(quick.COMMANDS)
+    commands = {next(a for a in case.argv if a in COMMANDS) for case in CASES.values()}
+    assert commands == set(quick.RUNNERS)
