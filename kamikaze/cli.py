@@ -7,9 +7,10 @@ a function here; to add a connection option: a field of Settings.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -46,16 +47,40 @@ class Failure(click.ClickException):
 
 def run_redis(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
     """Run async Redis work; an unreachable Redis is one line and exit 1."""
-    from redis.exceptions import RedisClusterException, RedisError
+    import asyncio
 
     if settings.embedded:
         require_embedded(settings)
-    try:
-        import asyncio
-
+    with failures_reported(settings):
         return asyncio.run(work())  # type: ignore[arg-type]
-    except (RedisError, RedisClusterException, OSError) as exc:
+
+
+@contextlib.contextmanager
+def failures_reported(
+    settings: Settings, listens: str | None = None, os_errors_are_redis: bool = True
+) -> Iterator[None]:
+    """Every failure of a command, as one line: Redis' (exit 1; the traceback
+    only at --loglevel DEBUG), the embedded server's, and a server that cannot
+    listen where the option `listens` says (exit 2 when its host is to blame)."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from kamikaze.embedded import EmbeddedError
+    from kamikaze.errors import ListenError
+
+    try:
+        yield
+    except ListenError as exc:
+        if exc.bad_host and listens is not None:
+            raise bad_value(listens, f"{exc.host!r}: {exc.reason}") from None
+        raise Failure(str(exc)) from None
+    except EmbeddedError as exc:
+        raise Failure(str(exc)) from None
+    except (RedisError, RedisClusterException) as exc:
         raise redis_failure(settings, exc) from None
+    except OSError as exc:
+        if os_errors_are_redis:
+            raise redis_failure(settings, exc) from None
+        raise Failure(str(exc)) from None
 
 
 def redis_failure(settings: Settings, exc: BaseException) -> Failure:
@@ -278,7 +303,6 @@ def service(
     """
 
     from kamikaze.consumer import ConsumerError, Runner, decode_arg, decode_kwargs, resolve
-    from kamikaze.errors import ListenError
     from kamikaze.service import serve
 
     for arg in consumer_args:
@@ -294,32 +318,21 @@ def service(
     if metrics_port is not None:
         require_metrics()
 
-    from redis.exceptions import RedisClusterException, RedisError
-
     from kamikaze import runtime
-    from kamikaze.embedded import EmbeddedError
+    from kamikaze.environment import exported
 
     def serving(stop: asyncio.Event) -> Any:
         return serve(settings, runner, stop, sweep_interval, metrics_port, metrics_host)
 
-    from kamikaze.environment import exported
-
     # The consumer's Queue.from_environment() finds this queue on this server.
-    with runtime.shutdown_on_signals() as shutdown, exported(settings):
-        try:
-            if settings.embedded:
-                with settings.embedded_server().joined():
-                    runtime.run(serving, shutdown)
-            else:
+    # A Redis failure that reaches here is fatal: see Dispatcher.run.
+    reported = failures_reported(settings, listens="metrics_host", os_errors_are_redis=False)
+    with runtime.shutdown_on_signals() as shutdown, exported(settings), reported:
+        if settings.embedded:
+            with settings.embedded_server().joined():
                 runtime.run(serving, shutdown)
-        except ListenError as exc:
-            if exc.bad_host:
-                raise bad_value("metrics_host", f"{exc.host!r}: {exc.reason}") from None
-            raise Failure(str(exc)) from None
-        except (EmbeddedError, OSError) as exc:
-            raise Failure(str(exc)) from None
-        except (RedisError, RedisClusterException) as exc:  # fatal: see Dispatcher.run
-            raise redis_failure(settings, exc) from None
+        else:
+            runtime.run(serving, shutdown)
 
 
 def require_metrics() -> None:
@@ -353,15 +366,12 @@ def watch(settings: Settings) -> None:
             queue = Queue(redis, settings.key)
             await watch_queue(queue, settings.address, sys.stdout, stdin, interactive, stop)
 
-    from redis.exceptions import RedisClusterException, RedisError
-
     if settings.embedded:
         require_embedded(settings)
     with runtime.shutdown_on_signals(quiet=True) as shutdown:
         try:
-            runtime.run(work, shutdown)
-        except (RedisError, RedisClusterException, OSError) as exc:
-            raise redis_failure(settings, exc) from None
+            with failures_reported(settings):
+                runtime.run(work, shutdown)
         except (click.ClickException, runtime.ShutdownRequested):
             raise
         except Exception as exc:  # a bug: the view has restored the terminal
@@ -389,10 +399,7 @@ def web(
     if settings.embedded:
         require_embedded(settings)
 
-    from redis.exceptions import RedisClusterException, RedisError
-
     from kamikaze import runtime
-    from kamikaze.errors import ListenError
     from kamikaze.web.server import WebOptions, serve_web
 
     options = WebOptions(host, port, rows, token)
@@ -400,15 +407,9 @@ def web(
     def serving(stop: asyncio.Event) -> Any:
         return serve_web(settings, options, stop)
 
-    with runtime.shutdown_on_signals() as shutdown:
-        try:
-            runtime.run(serving, shutdown)
-        except ListenError as exc:
-            if exc.bad_host:
-                raise bad_value("host", f"{exc.host!r}: {exc.reason}") from None
-            raise Failure(str(exc)) from None
-        except (RedisError, RedisClusterException) as exc:  # fatal: see QueueFeed.run
-            raise redis_failure(settings, exc) from None
+    # A Redis failure that reaches here is fatal: see QueueFeed.run.
+    with runtime.shutdown_on_signals() as shutdown, failures_reported(settings, listens="host"):
+        runtime.run(serving, shutdown)
 
 
 def require_web() -> None:

@@ -57,20 +57,25 @@ def is_number(text: str) -> bool:
     return True
 
 
+def quoted(text: str, limit: int = 80) -> str:
+    """A value for a message, shortened: it may be a 300-digit number."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "\u2026")
+
+
 def finite(text: str) -> float:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+        raise ValueError(f"{quoted(text)} is not a number") from None
     if not math.isfinite(number):
-        raise ValueError(f"{text!r} is not a finite number")
+        raise ValueError(f"{quoted(text)} is not a finite number")
     return number
 
 
 def positive(text: str) -> float:
     number = finite(text)
     if number <= 0:
-        raise ValueError(f"{text!r} must be greater than 0")
+        raise ValueError(f"{quoted(text)} must be greater than 0")
     return number
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
@@ -138,17 +137,15 @@ def text_field(body: dict[str, Any], name: str) -> str:
 
 def number_field(body: dict[str, Any], name: str, positive: bool = False) -> float:
     """A finite number, given as a JSON number or as text (a form field's value)."""
+    from kamikaze.parameters import finite, quoted
+    from kamikaze.parameters import positive as positive_number
+
     value = body.get(name)
     if value is None or value == "":
         raise BadInput(f"{name}: a number is needed")
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{name}: {shorten(str(value))!r} is not a number") from None
-    if not math.isfinite(number):
-        raise BadInput(f"{name}: {shorten(str(value))!r} is not a finite number")
-    if positive and number <= 0:
-        raise BadInput(f"{name}: {shorten(str(value))!r} must be greater than 0")
-    return number
+    try:  # the CLI's kinds of value decide (kamikaze.parameters)
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"{quoted(str(value))} is not a number")  # true is not 1
+        return (positive_number if positive else finite)(str(value))
+    except ValueError as exc:
+        raise BadInput(f"{name}: {exc}") from None

@@ -23,10 +23,14 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kamikaze import connections, quick, wire
 from kamikaze.cli import main as full_cli
+from kamikaze.logs import configure as real_configure
 from kamikaze.parameters import COMMANDS
+from kamikaze.settings import Settings
 from tests.servers import RedisServer, own_server_binary
 
 _keys = itertools.count()
@@ -359,3 +363,122 @@ def seed(admin: redis.Redis, key: str, how: str) -> None:
 def test_the_cases_cover_every_one_shot_command() -> None:
     commands = {next(a for a in case.argv if a in COMMANDS) for case in CASES.values()}
     assert commands == set(quick.RUNNERS)
+
+
+# The contract as a property: for any command line and environment, what the
+# fast path takes, the full CLI takes with equal settings (and log settings),
+# and both give the same exit code, output and Redis state.
+
+# Mostly what a user types, now and then what they should not.
+PAYLOADS = ["job", "a:b", "ü", "", "-5", "x y"]
+TTLS = ["60", "1e3", "0.5", "+2", "1_0"]
+PRIORITIES = ["1", "-1.5", "0", "1e308", "5."]
+ODD = ["-", "--", "-x", "nan", "inf", "1e17", "abc", "0", "--bogus", "--json=1", "--help",
+       "--cluster", "--embedded", "extra"]  # fmt: skip
+FLAGS = {"push": [], "remove": [], "list": ["--json", "--raw"], "clear": ["--yes"]}
+VALUED = {
+    "--key": ["k1", "{t}a", "k1", "a}b", "-odd"],
+    "--batch-size": ["1", "2", "500", "0", "x"],
+    "--redis-port": ["{port}", "{port}", "0", "abc", "+{port}"],
+    "--redis-host": ["127.0.0.1", "localhost"],
+    "--redis-url": ["{url}", "{url}", "{url}?db=0", "redis://kz@127.0.0.1:{port}/0", "http://h"],
+}
+LEVELS = ["INFO", "warning", "ERROR", "LOUD"]
+ENVIRONMENT = {
+    "KAMIKAZE_KEY": ["k2", "k2", ""],
+    "KAMIKAZE_REDIS_URL": ["{url}", "redis://127.0.0.1:{port}/1", "", "nope"],
+    "KAMIKAZE_LOGLEVEL": ["ERROR", "info", "warning", "DEBUG", "LOUD"],
+    "KAMIKAZE_LOG_FORMAT": ["json", "human", "human", "xml"],
+    "KAMIKAZE_EMBEDDED": ["0", "0", "maybe", ""],
+    "KAMIKAZE_CLUSTER": ["0", "0", "1"],
+    "KAMIKAZE_REDIS_PORT": ["{port}", "abc"],
+}
+ARGUMENTS = {"push": [PAYLOADS, TTLS, PRIORITIES], "remove": [PAYLOADS], "list": [], "clear": []}
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> tuple[list[str], dict[str, str]]:
+    pick = lambda values: draw(st.sampled_from(values))  # noqa: E731
+    argv: list[str] = []
+    if draw(st.integers(0, 3)) == 0:
+        argv += ["--loglevel", pick(LEVELS)]
+    command = pick(sorted(ARGUMENTS))
+    argv.append(command)
+    words = [pick(values) for values in ARGUMENTS[command]]
+    if command == "push" and draw(st.integers(0, 3)) == 0:
+        words = ["-"]  # JSON lines from stdin
+    options = []
+    for _ in range(draw(st.integers(0, 3))):
+        if FLAGS[command] and draw(st.booleans()):
+            flag = pick(FLAGS[command])
+            options.append(
+                [f"{flag}={pick(['1', 'no'])}" if draw(st.integers(0, 3)) == 0 else flag]
+            )
+        else:
+            flag = pick(sorted(VALUED))
+            value = pick(VALUED[flag])
+            options.append([f"{flag}={value}"] if draw(st.booleans()) else [flag, value])
+    if draw(st.integers(0, 5)) == 0:
+        options.append([pick(ODD)])
+    for option in options:  # options go anywhere among the values
+        words.insert(draw(st.integers(0, len(words))), " ".join(option))
+    argv += [
+        part for word in words for part in (word.split(" ") if word.startswith("--") else [word])
+    ]
+    names = draw(st.lists(st.sampled_from(sorted(ENVIRONMENT)), unique=True, max_size=3))
+    return argv, {name: pick(ENVIRONMENT[name]) for name in names}
+
+
+def recording(patch: pytest.MonkeyPatch, record: list[Any]) -> None:
+    """Record the settings each path checks and the log settings it applies."""
+    check = Settings.check
+
+    def checked(self: Settings) -> None:
+        record.append(self)
+        check(self)
+
+    def configured(level: str, fmt: str = "human", stream: Any = None) -> None:
+        record.append((level, fmt))
+        real_configure(level, fmt, stream)
+
+    patch.setattr(Settings, "check", checked)
+    patch.setattr("kamikaze.logs.configure", configured)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(command_lines())
+def test_what_the_fast_path_takes_the_full_cli_takes_alike(
+    server: RedisServer, line: tuple[list[str], dict[str, str]]
+) -> None:
+    argv, env = line
+    port, url = str(server.port), f"redis://127.0.0.1:{server.port}/0"
+    argv = [placed(arg, port=port, url=url) for arg in argv]
+    # Never the machine's own Redis: host and port are the test server's unless told otherwise.
+    env = {"KAMIKAZE_REDIS_HOST": "127.0.0.1", "KAMIKAZE_REDIS_PORT": port}
+    env |= {name: placed(value, port=port, url=url) for name, value in line[1].items()}
+    try:
+        taken = quick.parse(argv, {**env, "KAMIKAZE_FULL_CLI": ""})
+    except quick.Declined:
+        return  # the full CLI alone runs it: nothing to compare
+    admin = redis.Redis(port=server.port)
+    seen: dict[str, list[Any]] = {"fast": [], "full": []}
+    outcomes = {}
+    for path in ("fast", "full"):
+        admin.flushall()
+        seed(admin, taken.settings.key, "queue")
+        with pytest.MonkeyPatch.context() as patch:
+            recording(patch, seen[path])
+            outcome = invoke(path, argv, env, b'{"payload": "p", "ttl": 9, "priority": 1}\n')
+        outcomes[path] = (outcome, redis_state(admin, taken.settings.key))
+    admin.close()
+    (fast, fast_state), (full, full_state) = outcomes["fast"], outcomes["full"]
+    key = taken.settings.key
+    assert fast.fast, argv
+    assert (fast.code, normal(fast.stdout, key), normal(fast.stderr, key)) == (
+        full.code, normal(full.stdout, key), normal(full.stderr, key)
+    ), (argv, env)  # fmt: skip
+    assert fast_state == full_state, (argv, env)
+    full_settings = [item for item in seen["full"] if isinstance(item, Settings)]
+    assert full_settings and full_settings[-1] == taken.settings, (argv, env)
+    full_logs = [item for item in seen["full"] if isinstance(item, tuple)]
+    assert full_logs[:1] == [(taken.loglevel, taken.log_format)], (argv, env)
