@@ -28,8 +28,6 @@ def _forget_the_working_directory() -> None:
 
 _forget_the_working_directory()
 
-import importlib  # noqa: E402
-
 TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
 if TYPE_CHECKING:
     from typing import Any
@@ -64,4 +62,6 @@ _HOMES = {
 def __getattr__(name: str) -> Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'kamikaze' has no attribute {name!r}")
+    import importlib
+
     return getattr(importlib.import_module(_HOMES[name]), name)

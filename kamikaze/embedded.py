@@ -7,7 +7,6 @@ they run they start it again if it dies.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import importlib
 import logging
@@ -22,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kamikaze import places
+from kamikaze.places import EmbeddedError, check_ours, check_private
+
+__all__ = ["EmbeddedError", "EmbeddedServer", "check_private"]
+
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100  # sun_path is 104-108 bytes depending on the system
@@ -33,26 +37,12 @@ PRIVATE = 0o700
 log = logging.getLogger(__name__)
 
 
-class EmbeddedError(RuntimeError):
-    """The embedded server cannot be used; the message says what to do."""
-
-
-def _xdg(variable: str) -> Path | None:
-    """An XDG directory variable; a relative one is invalid and ignored, as the
-    XDG Base Directory specification says."""
-    value = os.environ.get(variable)
-    return Path(value) if value and os.path.isabs(value) else None
-
-
 def default_runtime_dir() -> Path:
-    runtime = _xdg("XDG_RUNTIME_DIR")
-    if runtime and runtime.is_dir():
-        return runtime / "kamikaze"
-    return (_xdg("XDG_CACHE_HOME") or Path.home() / ".cache") / "kamikaze" / "run"
+    return Path(places.runtime_dir())
 
 
 def default_data_dir() -> Path:
-    return (_xdg("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "kamikaze"
+    return Path(places.data_dir())
 
 
 def server_binary() -> str:
@@ -87,38 +77,9 @@ def private_dir(path: Path) -> Path:
             pass  # another process was first: checked below all the same
         except OSError as exc:
             raise EmbeddedError(f"cannot create {directory}: {exc.strerror}") from None
-        _check_ours(directory, tighten=True)
-    _check_ours(path, tighten=True)
+        check_ours(directory, tighten=True)
+    check_ours(path, tighten=True)
     return path
-
-
-def check_private(path: Path) -> None:
-    """Refuse `path` if it exists and is a symbolic link or someone else's."""
-    with contextlib.suppress(FileNotFoundError):
-        _check_ours(path, tighten=False)
-
-
-def _check_ours(path: Path, tighten: bool) -> None:
-    """Checked and tightened through one descriptor, so that the path cannot
-    be swapped for a symbolic link in between."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        if os.path.islink(path):  # ELOOP or ENOTDIR, depending on the system
-            raise EmbeddedError(f"{path} is a symbolic link; refusing to use it") from None
-        if exc.errno == errno.ENOTDIR:
-            raise EmbeddedError(f"{path} is not a directory") from None
-        raise EmbeddedError(f"cannot use {path}: {exc.strerror}") from None
-    try:
-        status = os.fstat(fd)
-        if status.st_uid != os.getuid():
-            raise EmbeddedError(f"{path} belongs to another user; refusing to use it")
-        if tighten and status.st_mode & 0o777 != PRIVATE:
-            os.fchmod(fd, PRIVATE)
-    finally:
-        os.close(fd)
 
 
 def _last_line(log_file: Path, offset: int) -> str:
@@ -186,14 +147,11 @@ class EmbeddedServer:
     def at(cls, runtime_dir: str | None = None, data_dir: str | None = None) -> EmbeddedServer:
         """The server in these directories, or the default ones; a relative
         directory is taken from the working directory."""
-        return cls(
-            Path(os.path.abspath(runtime_dir)) if runtime_dir else default_runtime_dir(),
-            Path(os.path.abspath(data_dir)) if data_dir else default_data_dir(),
-        )
+        return cls(Path(places.runtime_dir(runtime_dir)), Path(places.data_dir(data_dir)))
 
     @property
     def socket(self) -> Path:
-        return self.runtime_dir / "server.sock"
+        return self.runtime_dir / places.SOCKET_NAME
 
     @property
     def url(self) -> str:

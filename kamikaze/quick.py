@@ -238,25 +238,54 @@ def fast_settings(values: dict[str, Any]) -> Settings:
 
 
 def execute(invocation: Invocation) -> int:
+    from kamikaze import report
+
+    report.configure_logs(invocation.loglevel, invocation.log_format)
+    try:
+        return connected(invocation)
+    finally:
+        report.reset_logs()
+
+
+def connected(invocation: Invocation) -> int:
+    """Run the command on a connection; the embedded server is looked into
+    (kamikaze.embedded, which a running server does not need) only when its
+    socket does not answer: report.embedded_problem says why, or waits while
+    a service is starting it."""
     from kamikaze import report, wire
 
     settings = invocation.settings
-    report.configure_logs(invocation.loglevel, invocation.log_format)
-    problem = report.embedded_problem(settings)
-    if problem is not None:
-        code = report.failure(problem)
-        report.reset_logs()
-        return code
-    connection = wire.Connection(settings.connection_kwargs())
-    try:
-        return RUNNERS[invocation.command](invocation, Runner(connection, settings.key))
-    except (wire.WireError, wire.ReplyError, wire.BadReply) as exc:
-        what = exc.what if isinstance(exc, wire.WireError) else None
-        line = report.failure_line(settings, wire.as_redis_error(exc, what), invocation.configured)
-        return report.failure(line)
-    finally:
-        connection.close()
-        report.reset_logs()
+    if settings.embedded:
+        from kamikaze.places import EmbeddedError, check_private, runtime_dir
+
+        try:
+            check_private(runtime_dir(settings.embedded_runtime_dir))
+        except EmbeddedError as exc:
+            return report.failure(str(exc))
+    for attempt in (1, 2):
+        connection = wire.Connection(settings.connection_kwargs())
+        try:
+            return RUNNERS[invocation.command](invocation, Runner(connection, settings.key))
+        except wire.WireError as exc:
+            if settings.embedded and attempt == 1 and exc.while_connecting and not exc.sent:
+                problem = report.embedded_problem(settings)
+                if problem is not None:
+                    return report.failure(problem)
+                continue  # it answers now
+            return failed(invocation, exc)
+        except (wire.ReplyError, wire.BadReply) as exc:
+            return failed(invocation, exc)
+        finally:
+            connection.close()
+    raise AssertionError("unreachable")
+
+
+def failed(invocation: Invocation, exc: Exception) -> int:
+    from kamikaze import report, wire
+
+    what = exc.what if isinstance(exc, wire.WireError) else None
+    error = wire.as_redis_error(exc, what)
+    return report.failure(report.failure_line(invocation.settings, error, invocation.configured))
 
 
 def push(invocation: Invocation, runner: Runner) -> int:

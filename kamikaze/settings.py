@@ -95,6 +95,13 @@ class Settings:
 
         return EmbeddedServer.at(self.embedded_runtime_dir, self.embedded_data_dir)
 
+    @property
+    def embedded_socket(self) -> str:
+        """Where the embedded server listens (kamikaze.places; no kamikaze.embedded)."""
+        from kamikaze import places
+
+        return places.socket_path(places.runtime_dir(self.embedded_runtime_dir))
+
     def client(self) -> Redis:
         """A client for the queue's server (kamikaze.connections builds it)."""
         from kamikaze import connections
@@ -104,7 +111,7 @@ class Settings:
     @property
     def url(self) -> str | None:
         """The URL to connect to: the embedded server's socket, or the one given."""
-        return self.embedded_server().url if self.embedded else self.redis_url
+        return f"unix://{self.embedded_socket}" if self.embedded else self.redis_url
 
     @property
     def topology(self) -> str:
@@ -131,7 +138,7 @@ class Settings:
     def address(self) -> str:
         """Where Redis is, for messages: never includes credentials."""
         if self.embedded:
-            return f"the embedded server ({self.embedded_server().socket})"
+            return f"the embedded server ({self.embedded_socket})"
         if self.sentinels:
             via = ",".join(f"{host}:{port}" for host, port in self.sentinels)
             return f"master {self.sentinel_master!r} via Sentinel {via}"
@@ -159,7 +166,7 @@ class Settings:
     def connection_kwargs(self) -> dict[str, Any]:
         """What redis-py needs to reach one server: address, credentials, TLS."""
         if self.embedded:  # the socket's path as it is: a URL would mangle '#', '?', '%'
-            kwargs: dict[str, Any] = {"unix_socket_path": str(self.embedded_server().socket)}
+            kwargs: dict[str, Any] = {"unix_socket_path": self.embedded_socket}
         else:
             kwargs = self._url_kwargs() if self.redis_url else {}
         if "unix_socket_path" not in kwargs:

@@ -12,7 +12,7 @@ so that the CLI reports them in the very same words.
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # socket.py builds enums and imports selectors: ms at every start
 import time
 
 import hiredis
@@ -114,19 +114,10 @@ class Connection:
     def _open(self) -> socket.socket:
         kwargs = self.kwargs
         if "unix_socket_path" in kwargs:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(CONNECT_TIMEOUT)
-            try:
-                sock.connect(kwargs["unix_socket_path"])
-            except BaseException:
-                sock.close()
-                raise
+            sock = _connected(socket.AF_UNIX, socket.SOCK_STREAM, 0, kwargs["unix_socket_path"])
         else:
             host, port = kwargs.get("host", "localhost"), int(kwargs.get("port", 6379))
-            # An ASCII host as bytes: getaddrinfo encodes a str with the idna
-            # codec, whose import costs more than the lookup of a local address.
-            address = host.encode() if host.isascii() else host
-            sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
+            sock = _tcp(host, port)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if kwargs.get("ssl"):
                 sock = self._tls(sock, host)
@@ -134,7 +125,11 @@ class Connection:
         return sock
 
     def _tls(self, sock: socket.socket, host: str) -> socket.socket:
+        import socket as sockets
         import ssl
+
+        sock = sockets.socket(fileno=sock.detach())  # ssl wraps socket.socket, not _socket's
+        sock.settimeout(CONNECT_TIMEOUT)
 
         context = ssl.create_default_context(cafile=self.kwargs.get("ssl_ca_certs"))
         if self.kwargs.get("ssl_certfile"):
@@ -167,6 +162,31 @@ class Connection:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def _connected(family: int, kind: int, proto: int, address: Any) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _tcp(host: str, port: int) -> socket.socket:
+    """socket.create_connection: each address of `host` in turn. An ASCII host
+    goes as bytes: getaddrinfo encodes a str with the idna codec, whose import
+    costs more than looking up a local address."""
+    error: OSError | None = None
+    name = host.encode() if host.isascii() else host
+    for family, kind, proto, _, address in socket.getaddrinfo(name, port, 0, socket.SOCK_STREAM):
+        try:
+            return _connected(family, kind, proto, address)
+        except OSError as exc:
+            error = exc
+    raise error or OSError("getaddrinfo returned no address")
 
 
 class ReplyError(Exception):
@@ -213,7 +233,7 @@ def as_redis_error(exc: BaseException, what: str | None = None) -> BaseException
     if not isinstance(exc, WireError):
         return exc
     cause = exc.cause
-    if isinstance(cause, socket.timeout | TimeoutError):
+    if isinstance(cause, TimeoutError):
         error: BaseException = RedisTimeoutError(
             "Timeout connecting to server" if exc.while_connecting else "Timeout reading"
         )

@@ -14,8 +14,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kamikaze"
 
 # Lowest first. A module may import from any lower layer, never from its own or a higher one.
 LAYERS: list[set[str]] = [
-    {"keys", "urls", "logs", "runtime", "embedded", "redispy"},  # no kamikaze imports
-    {"errors", "package"},  # failures as one line; the member format
+    {"keys", "urls", "logs", "runtime", "places", "redispy"},  # no kamikaze imports
+    {"errors", "package", "embedded"},  # failures as one line; the member format; the
+    # embedded server
     {"writes", "output", "lines", "http_server", "parameters"},  # at most once; formats; HTTP;
     # the declared options
     {"connections", "metrics", "consumer", "report"},  # topologies; Prometheus; consumers;
