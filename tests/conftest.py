@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 
 import pytest
@@ -11,6 +12,12 @@ from tests.servers import RedisServer, missing_servers, server_binaries
 from tests.webpage import WebProcess
 
 _keys = itertools.count()
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers a core. Most tests wait (on servers, processes,
+    timers) far more than they compute, so one a core leaves the cores idle."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="session", params=sorted(server_binaries().items()), ids=lambda p: p[0])
@@ -96,12 +103,37 @@ FIXTURE_MARKERS = {
 }
 
 
+def callspec_params(item: pytest.Item) -> list[object]:
+    callspec = getattr(item, "callspec", None)
+    return list(callspec.params.values()) if callspec is not None else []
+
+
+# Files whose module-scoped servers are worth starting once: one worker runs them all.
+ONE_WORKER = ("test_cluster.py", "test_sentinel.py", "test_topologies.py", "test_tls.py")
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `any_server`: what the test checks does not depend on the kind of Redis
+    # (an HTTP endpoint, the page in a browser): it runs on the first kind only.
+    kinds = sorted(server_binaries().items())
+    items[:] = (
+        [
+            item
+            for item in items
+            if item.get_closest_marker("any_server") is None
+            or not any(kind in kinds[1:] for kind in callspec_params(item))
+        ]
+        if len(kinds) > 1
+        else items
+    )
     for item in items:
         names = set(FILE_MARKERS.get(item.path.name, ()))
         names |= {
             FIXTURE_MARKERS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_MARKERS
         }
         names.add("integration" if "integration" in item.path.parts else "unit")
+        if item.path.name in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
         for name in sorted(names):
             item.add_marker(name)

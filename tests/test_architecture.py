@@ -143,3 +143,9 @@ def test_each_integration_file_says_what_it_covers(path: Path) -> None:
             stem = named.rstrip(".").split("(")[0]
             root = PACKAGE.parent
             assert list(root.glob(stem)) or (root / stem).exists(), f"{path.name}: no {stem}"
+
+
+def test_the_package_is_typed() -> None:
+    assert (PACKAGE / "py.typed").exists()
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text()
+    assert '"py.typed"' in pyproject  # shipped in the wheel

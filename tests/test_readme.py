@@ -21,3 +21,9 @@ def test_readme_opens_with_two_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
     assert readme_commands()[1] in [line.strip() for line in ci_lines]
+
+
+def test_ci_lints_outside_the_tests() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    for tool in ("ruff check .", "ruff format --check .", "mypy"):
+        assert tool in ci, tool

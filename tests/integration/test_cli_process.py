@@ -1,6 +1,6 @@
-"""The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end.
-Every test runs twice: on the one-shot commands' fast path (kamikaze.quick, which
-hands what it does not take to the full CLI) and on the full CLI alone.
+"""The CLI as a real process against a real Redis: docs/contract.rst §1-§3 end to end,
+as `kamikaze` runs (the one-shot commands' fast path, kamikaze.quick, which hands
+what it does not take to the full CLI); a few tests also on the full CLI alone.
 
 Covers: kamikaze/quick.py, kamikaze/wire.py, kamikaze/cli.py, kamikaze/options.py,
 kamikaze/arguments.py, kamikaze/urls.py, kamikaze/errors.py."""
@@ -24,8 +24,22 @@ from kamikaze.settings import Settings
 from tests.integration.processes import FULL_CLI, Service, kamikaze_env, run
 from tests.servers import free_port
 
+# Run on both paths as whole processes; the others once, as `kamikaze` runs them
+# (the fast path where it applies). tests/integration/test_two_paths.py holds the
+# two paths to the same answer on every case, in-process.
+BOTH_PATHS = {
+    "test_one_shot_commands_take_the_fast_path_without_redis_py_or_click",
+    "test_push_list_remove",
+    "test_push_json_lines_from_stdin",
+}
 
-@pytest.fixture(autouse=True, params=["quick", "full"])
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    both = metafunc.function.__name__ in BOTH_PATHS
+    metafunc.parametrize("cli_path", ["quick", "full"] if both else ["quick"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def cli_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The path one-shot commands take: the fast one where it applies, or the full CLI."""
     if request.param == "full":

@@ -677,6 +677,7 @@ def open_idle_connections(port: int, count: int, timeout: float = 5.0) -> list[s
     return sockets
 
 
+@pytest.mark.any_server  # the HTTP endpoint's connections, not Redis'
 @pytest.mark.parametrize("loop", sorted(LOOPS))
 def test_health_answers_at_once_beside_2000_idle_connections(
     env: dict[str, str], settings: Settings, services: list[Service], loop: str

@@ -46,7 +46,7 @@ def pytest_without_redis(tmp_path: Path, *selection: str) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMIKAZE_")}
     env["PATH"] = path_without_redis(tmp_path / "bin")
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *selection],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q", *selection],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
