@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kamikaze.operations import Script, Steps
+    from kamikaze.parameters import Command
     from kamikaze.settings import Settings
 
 
@@ -111,29 +112,32 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> Invocation:
     if not rest or rest[0] not in RUNNERS:
         raise Declined
     command = COMMANDS[rest[0]]
-    by_flag = {flag: p for p in (*CONNECTION, *command.options) for flag in p.flags}
-    try:
-        options, values, dash_first = split_arguments(
-            rest[1:], lambda name: takes_value(by_flag, name)
-        )
-    except ValueError:  # an unknown option, or one without its value
-        raise Declined from None
-    given |= read_options(options, by_flag)
-    lines = command.name == "push" and dash_first  # `push -`: JSON lines from stdin
-    if lines and values != ["-"]:
-        raise Declined  # click: "'-' alone reads JSON lines from stdin; ..."
-    given |= {} if lines else read_arguments(command.arguments, values)
-    from_environment = read_environment((*GLOBAL, *CONNECTION, *command.options), given, environ)
-    chosen = {**from_environment, **given}
+    given |= read_command(command, rest[1:])
+    chosen = {**read_environment((*GLOBAL, *CONNECTION, *command.options), given, environ), **given}
     if chosen.get("loglevel") == "DEBUG":
         raise Declined
     settings = fast_settings({p.name: chosen[p.name] for p in CONNECTION if p.name in chosen})
     configured = any(p.name in chosen for p in CONNECTION if p.locates)
     own = {p.name: chosen.get(p.name, p.default) for p in (*command.arguments, *command.options)}
-    own["lines"] = lines
+    own["lines"] = chosen.get("lines", False)
     refused_by_the_command(command.name, own)
     levels = {p.name: chosen.get(p.name, p.default) for p in GLOBAL}
     return Invocation(command.name, own, settings, configured, **levels)
+
+
+def read_command(command: Command, args: list[str]) -> dict[str, Any]:
+    """What the command line after the command gives: its options and arguments."""
+    by_flag = {flag: p for p in (*CONNECTION, *command.options) for flag in p.flags}
+    try:
+        options, values, dash_first = split_arguments(args, lambda n: takes_value(by_flag, n))
+    except ValueError:  # an unknown option, or one without its value
+        raise Declined from None
+    given = read_options(options, by_flag)
+    if command.name == "push" and dash_first:  # `push -`: JSON lines from stdin
+        if values != ["-"]:
+            raise Declined  # click: "'-' alone reads JSON lines from stdin; ..."
+        return given | {"lines": True}
+    return given | read_arguments(command.arguments, values)
 
 
 def refused_by_the_command(command: str, own: dict[str, Any]) -> None:
