@@ -114,11 +114,20 @@ class Follower:
                 yield Change(reading.top, reading, woke_at, previous)
             wait = reading.seconds_to_expiry()  # from now: the consumer may have taken a while
             if wait is None or wait >= IDLE_RECHECK:
-                await signals.wait_or_ping()
-            elif not await signals.wait(max(wait - TIMER_SLACK, 0.0)):
+                signalled = await signals.wait_or_ping()
+            elif not (signalled := await signals.wait(max(wait - TIMER_SLACK, 0.0))):
                 await until_expired(reading)
             woke_at = time.monotonic()
-            reading = await queue.read_top()
+            received, shed = signals.take()
+            if signalled and not shed:
+                told = queue.signalled(reading, received)
+            elif wait is None or wait >= IDLE_RECHECK:  # idle: has anything changed unsaid?
+                told = reading if await queue.change_number() == reading.seq else None
+            else:
+                told = None  # the top's expiry
+            # The signals carry the top: a follower reads it only when they
+            # cannot tell it, at the top's expiry, or when a change went unsaid.
+            reading = told if told is not None else await queue.read_top()
 
     async def _stale(self, reading: TopReading) -> bool:
         """Whether a change must be read again before it is reported: the

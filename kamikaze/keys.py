@@ -1,6 +1,6 @@
-"""The queue's key layout (docs: data layout): the sorted set, its two
-indexes and its write calls' keys, all in the queue key's Redis Cluster
-slot, and the change channel named like the queue."""
+"""The queue's key layout (docs/data.rst): the sorted set, its payload
+index, its change counter and its write calls' outcomes, all in the queue
+key's Redis Cluster slot, and the change channel named like the queue."""
 
 from __future__ import annotations
 
@@ -56,25 +56,41 @@ class QueueKeys:
         return f"QueueKeys({self.queue!r})"
 
     @property
-    def expiry(self) -> str:
-        """The expiry index: the queue's members scored by expire time."""
-        return companion_key(self.queue, "expiry")
+    def index(self) -> str:
+        """The payload index: an entry per member (lua/common.lua, index_entry)."""
+        return companion_key(self.queue, "by-payload")
 
     @property
-    def payload(self) -> str:
-        """The payload index: `<payload>\\0<member>` for each member."""
-        return companion_key(self.queue, "payload")
+    def seq(self) -> str:
+        """The change counter: each change signal's number."""
+        return companion_key(self.queue, "seq")
+
+    @property
+    def calls(self) -> str:
+        """Recent write calls' outcomes, by call token (kamikaze.writes)."""
+        return companion_key(self.queue, "calls")
+
+    @property
+    def call_expiries(self) -> str:
+        """When each recent call's outcome is forgotten."""
+        return companion_key(self.queue, "call-expiries")
+
+    @property
+    def legacy(self) -> list[str]:
+        """The indexes of versions before 1.0: the expiry index and the
+        payload index of whole members, deleted once the queue is indexed anew."""
+        return [companion_key(self.queue, "expiry"), companion_key(self.queue, "payload")]
 
     @property
     def channel(self) -> str:
         return self.queue
 
-    def new_call(self) -> str:
-        """A key for one write call, unique enough never to meet another's:
-        what the call did, kept briefly (kamikaze.writes)."""
-        return companion_key(self.queue, f"call:{os.urandom(12).hex()}")
+    @staticmethod
+    def new_token() -> str:
+        """A write call's token, unique enough never to meet another's."""
+        return os.urandom(12).hex()
 
     @property
     def all(self) -> list[str]:
-        """KEYS[1..3] of every script."""
-        return [self.queue, self.expiry, self.payload]
+        """KEYS[1..5] of every script; clear and reconcile also get the legacy ones."""
+        return [self.queue, self.index, self.seq, self.calls, self.call_expiries]

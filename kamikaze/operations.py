@@ -74,8 +74,8 @@ def server_time(seconds: bytes | int, microseconds: bytes | int) -> float:
 
 class Script:
     """Call the Lua script `name` with the queue's keys (or `keys`). A write
-    (`what` names it, say "the push") also gets a call key of its own, so
-    that it is applied at most once (kamikaze.writes)."""
+    (`what` names it, say "the push") also gets a call token of its own, as
+    its first argument, so that it is applied at most once (kamikaze.writes)."""
 
     __slots__ = ("args", "keys", "name", "what")
 
@@ -119,9 +119,9 @@ def push_many(items: Iterable[tuple[str, float | None, float]]) -> Steps[list[Pa
 def remove(keys: QueueKeys, payload: str) -> Steps[int]:
     """Remove every package whose payload is exactly `payload`; the count.
 
-    The payload index finds them at once; only while the queue holds members
-    no index knows of (0.1.x pushed them, the sweep has not yet reconciled)
-    is the queue walked as well, in bounded steps."""
+    The payload index finds them at once; only while the queue holds more
+    members than the index (0.1.x pushed some, the sweep has not yet
+    reconciled) is the queue walked as well, in bounded steps (docs/data.rst)."""
     exact = as_bytes(payload)
     removed, last = 0, b""
     while True:
@@ -130,7 +130,7 @@ def remove(keys: QueueKeys, payload: str) -> Steps[int]:
         if int(looked_at) < REMOVE_BATCH:
             break
     queue_size, index_size = yield from sizes(keys)
-    if queue_size == index_size:
+    if queue_size <= index_size:
         return removed
     after: list[Any] = [b"", b""]
     while True:
@@ -143,14 +143,14 @@ def remove(keys: QueueKeys, payload: str) -> Steps[int]:
 
 
 def sizes(keys: QueueKeys) -> Steps[tuple[int, int]]:
-    """Members in the queue and entries in its expiry index."""
-    queue_size, index_size = yield Commands([("ZCARD", keys.queue), ("ZCARD", keys.expiry)])
+    """Members in the queue and entries in its payload index."""
+    queue_size, index_size = yield Commands([("ZCARD", keys.queue), ("ZCARD", keys.index)])
     return int(queue_size), int(index_size)
 
 
-def clear() -> Steps[int]:
+def clear(keys: QueueKeys) -> Steps[int]:
     """Delete the queue and its indexes; how many members there were."""
-    return int((yield Script("clear", [], "the clear")))
+    return int((yield Script("clear", [], "the clear", keys=[*keys.all, *keys.legacy])))
 
 
 def pages(keys: QueueKeys, limit: int | None) -> Steps[tuple[list[tuple[Any, Any]], float]]:

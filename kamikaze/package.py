@@ -89,6 +89,26 @@ def encode_member(payload: str, expire_time: float | None) -> str:
     return join_member(expire_text(expire_time), payload)
 
 
+def index_entry(member: str | bytes) -> bytes:
+    """The member's entry in the payload index, as lua/common.lua's index_entry
+    writes it: b"d" + the first 8 bytes of the payload's SHA1 + the expire
+    text for ours that expire, b"n" + payload for ours that never do, b"x" +
+    member for others' (docs/data.rst)."""
+    import hashlib
+
+    raw = member if isinstance(member, bytes) else as_bytes(member)
+    text, colon, payload = raw.partition(b":")
+    try:
+        expire_time = parse_expiry(text.decode("ascii")) if colon else None
+    except (UnicodeDecodeError, UnparseableMember):
+        return b"x" + raw
+    if not colon:
+        return b"x" + raw
+    if expire_time is None:
+        return b"n" + payload
+    return b"d" + hashlib.sha1(payload).digest()[:8] + text
+
+
 def parse_expiry(text: str) -> float | None:
     """Parse the part before the first colon; None means 'never expires'."""
     if text == "":

@@ -24,7 +24,7 @@ from kamikaze.operations import (  # noqa: F401 - their home before operations.p
     script_source,
     server_time,
 )
-from kamikaze.package import Package
+from kamikaze.package import Package, UnparseableMember
 from kamikaze.writes import at_most_once
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
-SWEEP_BATCH = 100  # expired packages one sweep.lua call may delete (~1 ms)
+SWEEP_BUDGET = 2000  # entries one sweep.lua call may look at (~1-2 ms)
 RECONCILE_SCAN_COUNT = 100  # ZSCAN COUNT per reconcile.lua call (~2-3 ms)
 
 
@@ -43,12 +43,15 @@ class TopReading:
     """The live top (None: queue empty) and the server's clock when it was
     read. The clock is anchored locally (time.monotonic()): `sent_at` before
     the request left, `read_at` after the reply came, so that deadlines
-    computed later stay true however long the caller was busy."""
+    computed later stay true however long the caller was busy. `seq` is the
+    queue's change counter as of the reading (the change signal's number),
+    when known."""
 
     top: Package | None
     server_time: float
     sent_at: float = field(default_factory=time.monotonic)
     read_at: float = field(default_factory=time.monotonic)
+    seq: int | None = None
 
     def server_now(self) -> float:
         """The server's clock now, at the earliest it can be (the reply left
@@ -78,8 +81,7 @@ class Queue:
         self.owns_client = owns_client
         self.key = key
         self.keys = QueueKeys(key)
-        self.index_key = self.keys.expiry
-        self.payload_key = self.keys.payload
+        self.index_key = self.keys.index
         self._keys = self.keys.all
         self.signal_command = connections.signal_command(redis)
         self._scripts: dict[str, AsyncScript] = {}
@@ -144,10 +146,10 @@ class Queue:
         return await self._run(operations.remove(self.keys, payload))
 
     async def clear(self) -> int:
-        """Delete every package (the queue and its indexes, in one atomic
+        """Delete every package (the queue and its index, in one atomic
         call) and signal the change; returns how many members there were.
         Applied at most once, like every write."""
-        return await self._run(operations.clear())
+        return await self._run(operations.clear(self.keys))
 
     async def _run(self, steps: operations.Steps[T]) -> T:
         """Run an operation's steps (kamikaze.operations) on this client."""
@@ -165,15 +167,15 @@ class Queue:
                 for command in step.commands:
                     pipe.execute_command(*command)
                 return await pipe.execute()
-        if step.what is not None:
-            return await self._write(step.name, step.args, step.what)
         keys = self._keys if step.keys is None else step.keys
+        if step.what is not None:
+            return await self._write(step.name, keys, step.args, step.what)
         return await self._script(step.name)(keys=keys, args=step.args)
 
-    async def _write(self, name: str, args: list[Any], what: str) -> Any:
-        """One write script call, with a call key of its own (KEYS[4]) so
+    async def _write(self, name: str, keys: list[str], args: list[Any], what: str) -> Any:
+        """One write script call, with a call token of its own (ARGV[1]) so
         that a repeat of it (redis-py retries) is applied once."""
-        keys = [*self._keys, self.keys.new_call()]
+        args = [self.keys.new_token(), *args]
         script = self._script(name)
         return await at_most_once(lambda: script(keys=keys, args=args), what)
 
@@ -191,7 +193,7 @@ class Queue:
         skipped: list[bytes] = []
         while True:
             sent_at = time.monotonic()
-            sec, usec, _removed, step_skipped, more, *entry = await script(
+            sec, usec, _removed, step_skipped, more, seq, *entry = await script(
                 keys=self._keys, args=[*after, TOP_BUDGET]
             )
             skipped += step_skipped[::2]
@@ -200,23 +202,60 @@ class Queue:
             if not more:
                 self.skips.report(skipped)
                 top = Package.from_member(entry[0], entry[1]) if entry else None
-                return TopReading(top, server_time(sec, usec), sent_at)
+                return TopReading(top, server_time(sec, usec), sent_at, seq=int(seq))
 
-    async def sweep(self, batch: int = SWEEP_BATCH) -> int:
-        """Delete expired packages anywhere in the queue, found through the
-        expiry index, in bounded calls; returns how many were deleted."""
-        deleted = 0
+    async def change_number(self) -> int:
+        """The queue's change counter: the number of the last change signal."""
+        return int(await self.redis.get(self.keys.seq) or 0)
+
+    def signalled(self, previous: TopReading, signals: list[bytes]) -> TopReading | None:
+        """What change signals (their data, in order; lua/common.lua,
+        signal_change) say of the top since `previous`: a new reading, no
+        read needed; `previous` itself when they all came before it (a
+        signal can arrive after the read that already saw its change); or
+        None when the top must be read: a signal without the top (0.1.x's,
+        or one that could not tell it), a gap in the change numbers, or no
+        number to go on from."""
+        seq, latest = previous.seq, previous
+        for data in signals:
+            parts = data.split(b" ", 5)
+            if parts[0] != b"new_message" or len(parts) < 2 or not parts[1].isdigit():
+                return None  # 0.1.x's, or an older version's: read
+            number = int(parts[1])
+            if seq is not None and number <= seq:
+                continue  # its change was read already
+            if seq is None or number != seq + 1 or len(parts) not in (4, 6):
+                return None  # a gap, or a signal that does not tell the top
+            seq = number
+            try:
+                top = Package.from_member(parts[5], parts[4]) if len(parts) == 6 else None
+            except (UnparseableMember, ValueError):
+                return None
+            latest = TopReading(top, server_time(parts[2], parts[3]), seq=seq)
+        return latest
+
+    async def sweep(self, budget: int = SWEEP_BUDGET) -> int:
+        """Delete expired packages anywhere in the queue: one pass over it, in
+        bounded calls (sweep.lua skips what cannot have expired); returns how
+        many were deleted."""
+        deleted, after = 0, None
         while True:
-            removed, more = await self.sweep_step(batch)
+            removed, after = await self.sweep_step(after, budget)
             deleted += removed
-            if not more:
+            if after is None:
                 return deleted
 
-    async def sweep_step(self, batch: int = SWEEP_BATCH) -> tuple[int, bool]:
-        """Delete up to `batch` expired packages; returns (deleted, whether
-        there may be more)."""
-        looked_at, removed = await self._script("sweep")(keys=self._keys, args=[batch])
-        return int(removed), int(looked_at) >= batch
+    async def sweep_step(
+        self, after: tuple[Any, Any] | None = None, budget: int = SWEEP_BUDGET
+    ) -> tuple[int, tuple[Any, Any] | None]:
+        """One bounded step of a sweep pass, going on just past `after` (a
+        (score, member) a step before returned; None: from the top). Returns
+        (deleted, where the next step goes on), None at the end of the pass."""
+        score, member = after or ("", "")
+        _looked, removed, more, *going_on = await self._script("sweep")(
+            keys=self._keys, args=[score, member, budget]
+        )
+        return int(removed), (going_on[0], going_on[1]) if int(more) else None
 
     async def reconcile_step(
         self, walked: str, cursor: int, count: int = RECONCILE_SCAN_COUNT
@@ -224,12 +263,12 @@ class Queue:
         """One bounded step of indexing what 0.1.x wrote (walked='queue') or
         dropping what it removed (walked='index'); returns (cursor, changed)."""
         next_cursor, changed = await self._script("reconcile")(
-            keys=self._keys, args=[walked, cursor, count]
+            keys=[*self._keys, *self.keys.legacy], args=[walked, cursor, count]
         )
         return int(next_cursor), int(changed)
 
     async def sizes(self) -> tuple[int, int]:
-        """Members in the queue and entries in its expiry index."""
+        """Members in the queue and entries in its payload index."""
         return await self._run(operations.sizes(self.keys))
 
     async def server_time(self) -> float:
@@ -256,16 +295,10 @@ class Queue:
         found, _ = await self._run(operations.pages(self.keys, limit))
         return found[:limit]
 
-    async def size(self, now: float | None = None) -> int:
-        """Members in the queue; given the server time `now`, without the
-        expired ones the expiry index knows of (two O(log N) calls)."""
-        if now is None:
-            return int(await self.redis.zcard(self.key))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(self.key)
-            pipe.zcount(self.index_key, "-inf", now)
-            members, expired = await pipe.execute()
-        return max(int(members) - int(expired), 0)
+    async def size(self) -> int:
+        """Members in the queue (O(1)): expired packages the sweep has not yet
+        deleted (at most a sweep's interval) included."""
+        return int(await self.redis.zcard(self.key))
 
     async def follow(self) -> AsyncIterator[Package | None]:
         """The top now, then each time it changes (a more urgent push, its

@@ -338,7 +338,7 @@ def list_(invocation: Invocation, runner: Runner) -> int:
 def clear(invocation: Invocation, runner: Runner) -> int:
     from kamikaze import report
 
-    report.cleared(runner.run(operations.clear()), runner.keys.queue)
+    report.cleared(runner.run(operations.clear(runner.keys)), runner.keys.queue)
     return 0
 
 
@@ -377,19 +377,20 @@ class Runner:
                     raise reply
             return replies
         keys = list(step.keys) if step.keys is not None else self.keys.all
+        args = step.args
         if step.what is not None:
-            keys.append(self.keys.new_call())  # the same in a retry: applied once
+            args = [self.keys.new_token(), *args]  # the same in a retry: applied once
         try:
-            return self.call_script(step, keys)
+            return self.call_script(step, keys, args)
         except wire.WireError as exc:
             exc.what = step.what
             raise
 
-    def call_script(self, step: Script, keys: list[str]) -> Any:
+    def call_script(self, step: Script, keys: list[str], args: list[Any]) -> Any:
         from kamikaze import wire
 
         source = operations.script_source(step.name)
-        call = ("EVALSHA", operations.script_sha(step.name), len(keys), *keys, *step.args)
+        call = ("EVALSHA", operations.script_sha(step.name), len(keys), *keys, *args)
         (reply,) = self.connection.execute([call])
         if isinstance(reply, wire.ReplyError) and str(reply).startswith("NOSCRIPT"):
             _, reply = self.connection.execute([("SCRIPT", "LOAD", source), call])

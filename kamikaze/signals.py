@@ -40,6 +40,8 @@ class Signals:
         self.key = key
         self.node_client: Redis | None = None
         self.pubsub: PubSub | None = None
+        self.received: list[bytes] = []  # change signals' data, until take()n
+        self.shed = False  # signals were dropped since the last take()
 
     async def subscribe(self) -> None:
         """Subscribe, and see it confirmed: the caller reads the top only
@@ -71,9 +73,17 @@ class Signals:
         than reading it: Redis drops what it had not sent yet."""
         return SIGNAL in await self._receive(timeout)
 
+    def take(self) -> tuple[list[bytes], bool]:
+        """The data of the change signals received since the last take(), in
+        order, and whether some were dropped (a flood shed) meanwhile."""
+        received, shed = self.received, self.shed
+        self.received, self.shed = [], False
+        return received, shed
+
     async def _receive(self, timeout: float) -> set[str]:
         """The kinds of message (SIGNAL, PONG) that came within `timeout`
-        with the ones behind them; empty on the timeout."""
+        with the ones behind them; empty on the timeout. The signals' data
+        are kept for take()."""
         assert self.pubsub is not None
         deadline = time.monotonic() + timeout
         kinds: set[str] = set()
@@ -83,7 +93,7 @@ class Signals:
                 if time.monotonic() >= deadline:
                     return kinds
                 continue  # a subscription's confirmation, say: not one of ours
-            kinds |= _kinds(message)
+            kinds |= self._kinds(message)
         connection = self.pubsub.connection
         for _ in range(DRAIN_LIMIT):
             # Only what has arrived already: asking with a zero timeout when
@@ -93,10 +103,19 @@ class Signals:
             message = await self.pubsub.get_message(timeout=0)
             if message is None:
                 return kinds
-            kinds |= _kinds(message)
+            kinds |= self._kinds(message)
         await self.close()
         await self.subscribe()
+        self.received.clear()
+        self.shed = True
         return {SIGNAL}  # some of the shed ones were signals: read again
+
+    def _kinds(self, message: dict[str, Any]) -> set[str]:
+        kinds = _kinds(message)
+        if SIGNAL in kinds:
+            data = message["data"]
+            self.received.append(data if isinstance(data, bytes) else str(data).encode())
+        return kinds
 
     async def wait_or_ping(self) -> bool:
         """Wait IDLE_RECHECK for a signal; True if one came. If none did, prove

@@ -1,6 +1,7 @@
 """The sweep: deletes expired packages anywhere in the queue, not only above
-the top, in bounded Redis calls; and keeps the expiry index true to data
-that 0.1.x wrote without it. Both are background work, paced by the time
+the top, in bounded Redis calls (a pass over the queue that skips what
+cannot have expired); and keeps the payload index true to data that 0.1.x
+wrote without it. Both are background work, paced by the time
 Redis spends on them (a duty cycle), so that they never slow the foreground.
 """
 
@@ -27,8 +28,8 @@ RECONCILE_EVERY = 360  # sweeps between full reconcile passes even when sizes ag
 
 
 class Sweeper:
-    """Every `interval` seconds: delete what the index says has expired; and
-    when queue and index disagree in size (or at the first sweep, and every
+    """Every `interval` seconds: a pass that deletes what has expired; and
+    when the queue holds more members than its index (or at the first sweep, and every
     RECONCILE_EVERY sweeps, for changes that cancel out and for members an
     earlier version wrote), walk both to bring them together."""
 
@@ -58,7 +59,7 @@ class Sweeper:
         if self.metrics:
             self.metrics.set_queue_size(queue_size)
         self.sweeps += 1
-        if queue_size != index_size or self.sweeps % RECONCILE_EVERY == 1:
+        if queue_size > index_size or self.sweeps % RECONCILE_EVERY == 1:
             await self.reconcile()
             deleted += await self.sweep_expired()
         if deleted:
@@ -66,16 +67,17 @@ class Sweeper:
         return deleted
 
     async def sweep_expired(self) -> int:
-        """Delete what the index says has expired, in paced steps."""
-        deleted, more = 0, True
-        while more:
-            removed, more = await paced(self.queue.sweep_step)
+        """One pass over the queue, deleting what has expired, in paced steps."""
+        deleted, after = 0, None
+        while True:
+            removed, after = await paced(lambda: self.queue.sweep_step(after))  # noqa: B023
             deleted += removed
-        return deleted
+            if after is None:
+                return deleted
 
     async def reconcile(self) -> None:
-        """Walk the queue, then the indexes, in paced steps."""
-        for walked in ("queue", "index", "payloads"):
+        """Walk the queue, then its index, in paced steps."""
+        for walked in ("queue", "index"):
             changed, cursor = 0, 0
             while True:
                 cursor, step_changed = await paced(

@@ -124,7 +124,7 @@ async def watch_queue(
 
     async def fetch(limit: int) -> Snapshot:
         packages, now = await queue.listing(limit)
-        return packages, await queue.size(now), now
+        return packages, await queue.size(), now
 
     await fetch(1)
     feed = SignalFeed(queue.redis, queue.key, address, quiet=interactive)
@@ -159,6 +159,7 @@ class SignalFeed:
                 while True:
                     while not await signals.wait_or_ping():
                         pass
+                    signals.take()  # a view reads the whole list anyway
                     yield None
             await self.outage.pause()
 

@@ -1,6 +1,8 @@
--- Shared helpers, prepended to every script (see kamikaze/queue.py).
--- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index; a write that
--- must not be applied twice also gets KEYS[4], its call key (see recall()).
+-- Shared helpers, prepended to every script (see kamikaze/operations.py).
+-- KEYS[1] the queue, KEYS[2] its payload index, KEYS[3] its change counter,
+-- KEYS[4] and KEYS[5] the outcomes of recent write calls and when to forget
+-- them (kamikaze/keys.py). A write that must not be applied twice gets its
+-- call token as ARGV[1] (see recall()).
 
 -- The latest expire time a member may have: 9999-12-31T23:59:59 UTC, the
 -- last moment a date can show.
@@ -84,76 +86,105 @@ local function split_member(member)
   return string.sub(member, 1, colon - 1), string.sub(member, colon + 1)
 end
 
--- The expiry index (KEYS[2]) scores each member of the queue by its expire
--- time (+inf: never expires, or not ours), so the sweep finds expired
--- packages anywhere in the queue without walking it.
-local function index_score(expire_time)
-  if expire_time then return expire_time end
-  return '+inf'
+-- The first 8 bytes of the SHA1 of a payload: how the payload index names it.
+local function digest(payload)
+  local hex, bytes = redis.sha1hex(payload), {}
+  for i = 1, 16, 2 do bytes[#bytes + 1] = string.char(tonumber(string.sub(hex, i, i + 1), 16)) end
+  return table.concat(bytes)
 end
 
--- The payload index (KEYS[3]) holds "<payload>\0<member>" for each of our
--- members, all with score 0: the members of one payload are one ZRANGEBYLEX.
-local function payload_entry(member)
-  local _, payload = split_member(member)
-  if payload == nil then return nil end
-  return payload .. '\0' .. member
+-- The payload index (KEYS[2]) holds one entry per member of the queue, all
+-- scored 0, so that a payload's members are one ZRANGEBYLEX away without
+-- the payload held twice: 'd' .. digest(payload) .. expire text for ours
+-- that expire (the member is the text, ':' and the payload), 'n' .. payload
+-- for ours that never expire, 'x' .. member for others' (counted, never
+-- removed). kamikaze.package.index_entry is the same rule in Python.
+local function index_entry(member)
+  local text, payload = split_member(member)
+  local expire_time = text and parse_expiry(text)
+  if expire_time == nil then return 'x' .. member end
+  if expire_time == false then return 'n' .. payload end
+  return 'd' .. digest(payload) .. text
 end
 
--- The member behind a payload-index entry (payloads may contain NUL too);
--- nil if the entry is not well formed.
-local function entry_member(entry)
-  local from = 1
-  while true do
-    local nul = string.find(entry, '\0', from, true)
-    if nul == nil then return nil end
-    local member = string.sub(entry, nul + 1)
-    local _, payload = split_member(member)
-    if payload == string.sub(entry, 1, nul - 1) then return member end
-    from = nul + 1
+local function index_member(index, member)
+  redis.call('ZADD', index, 0, index_entry(member))
+end
+
+local function delete_member(queue, index, member)
+  local removed = redis.call('ZREM', queue, member)
+  if removed > 0 then redis.call('ZREM', index, index_entry(member)) end
+  return removed
+end
+
+-- The live top as a write can tell it at once: true and the top's member and
+-- score (none: the queue is empty), or false when the first member has
+-- expired or is not ours (top.lua, which followers then call, sorts it out).
+local function known_top(queue, now)
+  local first = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  if #first == 0 then return true end
+  local text = split_member(first[1])
+  local expire_time = text and parse_expiry(text)
+  if expire_time == nil or (expire_time and expire_time <= now) then return false end
+  return true, first[1], first[2]
+end
+
+-- The change signal, published (PUBLISH, or SPUBLISH on a cluster: set by
+-- kamikaze/operations.py) on the channel named like the queue after every
+-- change: 'new_message' as 0.1.x wrote it, then the change's number in the
+-- queue's counter, the server's clock and the live top, so that a follower
+-- need not read it: 'new_message SEQ SEC USEC SCORE MEMBER', 'new_message
+-- SEQ SEC USEC' when the queue is empty, 'new_message SEQ' when this call
+-- cannot tell the top at once (docs/data.rst).
+local function signal_change(keys)
+  local seq = redis.call('INCR', keys[3])
+  local sec, usec, now = server_clock()
+  local known, member, score = known_top(keys[1], now)
+  local message = 'new_message ' .. seq
+  if known then
+    message = message .. ' ' .. sec .. ' ' .. usec
+    if member then message = message .. ' ' .. score .. ' ' .. member end
   end
+  redis.call(SIGNAL_COMMAND, keys[1], message)
+  return seq
 end
 
-local function index_member(index, payloads, member, expire_time)
-  redis.call('ZADD', index, index_score(expire_time), member)
-  local entry = payload_entry(member)
-  if entry then redis.call('ZADD', payloads, 0, entry) end
-end
-
-local function delete_member(queue, index, payloads, member)
-  redis.call('ZREM', index, member)
-  local entry = payload_entry(member)
-  if entry then redis.call('ZREM', payloads, entry) end
-  return redis.call('ZREM', queue, member)
-end
-
--- SIGNAL_COMMAND (PUBLISH, or SPUBLISH on a cluster) is set by kamikaze/queue.py.
-local function signal_change(queue)
-  redis.call(SIGNAL_COMMAND, queue, 'new_message')
-end
-
--- A script either does all of its work or none: before its first write it
--- refuses keys that hold something other than a sorted set. Returns the
--- error reply to return, or nil.
+-- The kind each of KEYS must have (or not exist): a script either does all
+-- of its work or none, so before its first write it refuses a key of
+-- another kind. Returns the error reply to return, or nil.
+local KINDS = {'zset', 'zset', 'string', 'hash', 'zset'}
 local function wrong_type(keys)
-  for i = 1, math.min(#keys, 3) do
-    local reply = redis.pcall('ZCARD', keys[i])
-    if type(reply) == 'table' and reply.err then
-      return redis.error_reply('WRONGTYPE ' .. keys[i] .. ' is not a sorted set; nothing was changed')
+  for i = 1, math.min(#keys, #KINDS) do
+    local kind = redis.call('TYPE', keys[i]).ok
+    if kind ~= 'none' and kind ~= KINDS[i] then
+      return redis.error_reply('WRONGTYPE ' .. keys[i] .. ' is not a ' .. KINDS[i]
+        .. ' (it is a ' .. kind .. '); nothing was changed')
     end
   end
   return nil
 end
 
--- A write call's key (KEYS[4], named by the client for this one call) keeps
--- its outcome for CALL_MEMORY seconds: the same call sent again, because its
--- reply was lost, returns that outcome instead of being applied twice.
+-- A write call's token (ARGV[1], made by the client for this one call) keeps
+-- its outcome for CALL_MEMORY seconds, in KEYS[4] (token -> outcome) and
+-- KEYS[5] (token scored by when to forget it): the same call sent again,
+-- because its reply was lost, returns that outcome instead of being applied
+-- twice. Each call forgets a few calls past their time, and both keys expire
+-- CALL_MEMORY seconds after the last write: two keys, however many calls.
 local CALL_MEMORY = 60
-local function recall()
-  return redis.call('GET', KEYS[4])
+local FORGET_AT_ONCE = 20
+local function recall(token)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', server_now(), 'LIMIT', 0, FORGET_AT_ONCE)
+  if #old > 0 then
+    redis.call('HDEL', KEYS[4], unpack(old))
+    redis.call('ZREM', KEYS[5], unpack(old))
+  end
+  return redis.call('HGET', KEYS[4], token)
 end
-local function remember(outcome)
-  redis.call('SET', KEYS[4], outcome, 'EX', CALL_MEMORY)
+local function remember(token, outcome)
+  redis.call('HSET', KEYS[4], token, outcome)
+  redis.call('ZADD', KEYS[5], server_now() + CALL_MEMORY, token)
+  redis.call('EXPIRE', KEYS[4], CALL_MEMORY)
+  redis.call('EXPIRE', KEYS[5], CALL_MEMORY)
 end
 
 -- Byte order, whatever the server's locale (Lua's < on strings uses strcoll).

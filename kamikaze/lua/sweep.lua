@@ -1,13 +1,48 @@
--- Deletes up to ARGV[1] expired packages found through the expiry index.
--- KEYS[1] queue, KEYS[2] expiry index, KEYS[3] payload index.
--- Returns {index entries looked at, packages deleted}; signals if any was deleted.
-local queue, index, payloads = KEYS[1], KEYS[2], KEYS[3]
+-- One bounded step of the sweep: walks the queue in order from just past
+-- (ARGV[1] score, ARGV[2] member), the last entry the step before kept ('' and
+-- '' to start at the top), and deletes the expired packages it finds, at most
+-- ARGV[3] entries looked at. Among equal priorities members are in expiry
+-- order (their bytes: docs/data.rst), so once a package of a priority expires
+-- more than a second from now (or never), the rest of that priority is
+-- skipped with one ZCOUNT: a pass costs about one step per priority in use,
+-- not one per package. Going on after an entry, not after a rank, keeps the
+-- walk right while others push and remove.
+-- Returns {entries looked at, packages deleted, 1 if the walk goes on,
+-- the score and member to go on after}; signals the change if any was deleted.
+local queue, index = KEYS[1], KEYS[2]
 local refusal = wrong_type(KEYS)
 if refusal then return refusal end
-local expired = redis.call('ZRANGEBYSCORE', index, '-inf', server_now(), 'LIMIT', 0, ARGV[1])
-local removed = 0
-for _, member in ipairs(expired) do
-  removed = removed + delete_member(queue, index, payloads, member)
+local MARGIN = 1  -- second: 0.1.x's shorter expire texts sort within a second of their order
+local budget = tonumber(ARGV[3])
+local rank = 0
+if ARGV[1] ~= '' then rank = rank_after(queue, ARGV[1], ARGV[2]) end
+local _, _, now = server_clock()
+local looked, deleted = 0, 0
+local last_score, last_member = ARGV[1], ARGV[2]
+local more = 1
+while looked < budget and more == 1 do
+  local chunk = redis.call('ZRANGE', queue, rank, rank + 99, 'WITHSCORES')
+  if #chunk == 0 then more = 0 end
+  for i = 1, #chunk, 2 do
+    local member, score = chunk[i], chunk[i + 1]
+    local text = split_member(member)
+    local expire_time = text and parse_expiry(text)
+    looked = looked + 1
+    if expire_time and expire_time <= now then
+      deleted = deleted + delete_member(queue, index, member)  -- the next one moves up to `rank`
+    else
+      last_score, last_member, rank = score, member, rank + 1
+      if expire_time == false or (expire_time and expire_time > now + MARGIN) then
+        local past = redis.call('ZCOUNT', queue, '-inf', score)  -- this priority and the ones before
+        if past > rank then  -- skip the rest of this priority: none of it has expired
+          local run_end = redis.call('ZRANGE', queue, past - 1, past - 1, 'WITHSCORES')
+          last_member, last_score, rank = run_end[1], run_end[2], past
+        end
+        break  -- go on from `rank`
+      end
+    end
+    if looked >= budget then break end
+  end
 end
-if removed > 0 then signal_change(queue) end
-return {#expired, removed}
+if deleted > 0 then signal_change(KEYS) end
+return {looked, deleted, more, last_score, last_member}

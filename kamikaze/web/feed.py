@@ -85,11 +85,12 @@ class QueueFeed:
 
     async def read(self) -> Snapshot:
         packages, now = await self.queue.listing(self.rows)
-        return Snapshot(packages, await self.queue.size(now), now)
+        return Snapshot(packages, await self.queue.size(), now)
 
     async def _follow(self, signals: Signals, snapshot: Snapshot, sink: Sink) -> None:
         while True:
             await self._wait(signals, snapshot)
+            signals.take()  # a view reads the whole list anyway
             await asyncio.sleep(snapshot.read_at + MIN_INTERVAL - time.monotonic())
             snapshot = await self.read()
             sink.snapshot(snapshot)

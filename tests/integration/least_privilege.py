@@ -22,7 +22,7 @@ import redis
 
 from kamikaze import Queue, SyncQueue
 from kamikaze.cli import main
-from kamikaze.keys import companion_key
+from kamikaze.keys import QueueKeys, companion_key
 from tests.integration.processes import Service, run
 
 SECURITY = Path(__file__).parents[2] / "docs" / "security.rst"
@@ -226,19 +226,26 @@ async def call_every_queue_method(
         assert [p.payload for p in await queue.packages()] == ["b", "a"]
         listed, _ = await queue.listing(limit=1)
         assert [p.payload for p in listed] == ["b"]
-        now = await queue.server_time()
-        assert await queue.size() == await queue.size(now) == 2
+        assert await queue.server_time() > 0
+        assert await queue.size() == 2
         admin.zadd(key, {f"{FAR}:old": 4, f"{FAR}:older": 5})  # 0.1.x: in no index
+        # A call's outcome past its minute: the next write forgets it (HDEL).
+        admin.hset(QueueKeys(key).calls, "old-call", "1")
+        admin.zadd(QueueKeys(key).call_expiries, {"old-call": 0})
         assert await queue.remove("old") == 1  # walks the queue, in bounded steps
         await reconcile(queue, "queue")
         assert await queue.sizes() == (3, 3)
         admin.zrem(key, f"{FAR}:older")  # 0.1.x: the index does not know
-        await reconcile(queue, "index")
+        await reconcile(queue, "index")  # it cannot tell: 'older' expires in 2286
+        assert await queue.remove("older") == 0  # its entry goes with our remove
         assert await queue.sizes() == (2, 2)
         await queue.push("swept", 0.1, 9)
         await asyncio.sleep(0.2)
         assert await queue.sweep() == 1
-        assert await queue.sweep_step() == (0, False)
+        assert await queue.sweep_step() == (0, None)
+        reading = await queue.read_top()
+        assert reading.seq == await queue.change_number() >= 1
+        assert queue.signalled(reading, []) is reading  # no signal, nothing new
         changes = queue.follow()  # `watch` is the same method, by its old name
         assert Queue.watch is Queue.follow
         names.add("watch")

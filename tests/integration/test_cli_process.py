@@ -289,7 +289,7 @@ async def test_push_json_lines_from_stdin(
     assert "pushed 2500 packages" in result.stderr
     listed = json.loads(run("list", "--json", env=env).stdout)
     assert len(listed) == 2500 and listed[0]["priority"] == 0
-    assert await redis.zcard(f"{{{settings.key}}}:expiry") == 2500
+    assert await redis.zcard(f"{{{settings.key}}}:by-payload") == 2500
 
 
 async def test_push_json_lines_writes_nothing_of_a_bad_batch(

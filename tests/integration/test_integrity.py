@@ -110,7 +110,7 @@ def test_a_push_during_a_stall_lands_once(
         sock.close()
     assert result.returncode == 0, result.stderr
     assert payloads(admin, key) == ["job-once"]
-    assert admin.zcard(companion_key(key, "expiry")) == 1
+    assert admin.zcard(companion_key(key, "by-payload")) == 1
 
 
 def test_push_lines_during_a_stall_land_once_each(
@@ -260,9 +260,21 @@ def test_a_refused_connection_is_not_an_unknown_outcome(key: str) -> None:
 # 2. All or nothing ----------------------------------------------------------------------
 
 
+COMPANIONS = ("by-payload", "seq", "calls", "call-expiries")
+
+
 def snapshot(admin: redis.Redis, key: str) -> list[object]:
-    keys = [key, companion_key(key, "expiry"), companion_key(key, "payload")]
-    return [admin.dump(k) for k in keys]
+    return [admin.dump(k) for k in (key, *(companion_key(key, c) for c in COMPANIONS))]
+
+
+def spoil(admin: redis.Redis, key: str, companion: str) -> None:
+    """Give the companion key a value of the wrong kind."""
+    if companion == "seq":
+        admin.delete(key)
+        admin.hset(key, "a", "b")
+    else:
+        admin.delete(key)
+        admin.set(key, "garbage")
 
 
 WRITES: dict[str, Callable[[Queue], Any]] = {
@@ -272,12 +284,11 @@ WRITES: dict[str, Callable[[Queue], Any]] = {
     "sweep": lambda q: q.sweep(),
     "reconcile-queue": lambda q: q.reconcile_step("queue", 0),
     "reconcile-index": lambda q: q.reconcile_step("index", 0),
-    "reconcile-payloads": lambda q: q.reconcile_step("payloads", 0),
     "top": lambda q: q.top(),
 }
 
 
-@pytest.mark.parametrize("wrong", ["expiry", "payload"])
+@pytest.mark.parametrize("wrong", COMPANIONS)
 @pytest.mark.parametrize("operation", sorted(WRITES))
 async def test_a_companion_key_of_the_wrong_type_changes_nothing(
     debug_server: RedisServer, admin: redis.Redis, key: str, wrong: str, operation: str
@@ -286,7 +297,7 @@ async def test_a_companion_key_of_the_wrong_type_changes_nothing(
         await queue.push("kept", 60, 1)
         await queue.push("expired", 0.01, 0)
         await asyncio.sleep(0.05)
-        admin.set(companion_key(key, wrong), "garbage")
+        spoil(admin, companion_key(key, wrong), wrong)
         before = snapshot(admin, key)
         pubsub = admin.pubsub()
         pubsub.subscribe(key)
@@ -300,11 +311,11 @@ async def test_a_companion_key_of_the_wrong_type_changes_nothing(
         pubsub.close()
 
 
-@pytest.mark.parametrize("wrong", ["expiry", "payload"])
+@pytest.mark.parametrize("wrong", COMPANIONS)
 def test_the_cli_push_on_a_companion_key_of_the_wrong_type_writes_nothing(
     debug_server: RedisServer, admin: redis.Redis, key: str, wrong: str
 ) -> None:
-    admin.set(companion_key(key, wrong), "garbage")
+    spoil(admin, companion_key(key, wrong), wrong)
     result = run("push", "a", "60", "1", env=kamikaze_env(debug_server.url, key))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -395,7 +406,8 @@ async def test_a_remove_after_0_1_x_writes_finds_the_package_once_reconciled(
 ) -> None:
     """0.1.x removes one of ours and pushes one of its own: the sizes of
     queue and index agree, so remove cannot tell (docs/data.rst: 0.1.x data) until
-    the next reconcile pass, which indexes the newcomer."""
+    the next reconcile pass, which indexes the newcomer. The entry of ours that
+    0.1.x removed goes with our remove of its payload."""
     async with Queue.connect(debug_server.url, key) as queue:
         mine = await queue.push("mine", 600, 1)
         admin.zrem(key, mine.member)  # 0.1.x's remove
@@ -403,6 +415,7 @@ async def test_a_remove_after_0_1_x_writes_finds_the_package_once_reconciled(
         assert await queue.sizes() == (1, 1)
         await Sweeper(queue).reconcile()
         assert await queue.remove("x") == 1
+        assert await queue.remove("mine") == 0
         assert await queue.sizes() == (0, 0)
 
 
@@ -428,5 +441,6 @@ async def test_a_ttl_past_year_9999_by_the_servers_clock_is_refused_by_the_scrip
 ) -> None:
     async with Queue.connect(debug_server.url, key) as queue:
         with pytest.raises(ResponseError, match="past 9999-12-31"):
-            await queue._write("push", [b"ok", "60", "1.0", b"far", "1e17", "1.0"], "the push")
+            args = [b"ok", "60", "1.0", b"far", "1e17", "1.0"]
+            await queue._write("push", queue.keys.all, args, "the push")
     assert admin.exists(key) == 0

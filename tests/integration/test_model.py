@@ -122,7 +122,7 @@ class QueueMachine(RuleBasedStateMachine):
         async def stop() -> None:
             assert await stop_task(self.watcher, 5), "the dispatcher did not stop"
             await self.runner.cancel()
-            await self.client.delete(self.queue.key, self.queue.index_key, self.queue.payload_key)
+            await self.client.delete(self.queue.key, self.queue.index_key)
             await self.client.aclose()
 
         self.loop.run(stop())

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from kamikaze.package import index_entry
 from kamikaze.queue import Queue
 from kamikaze.settings import Settings
 from kamikaze.sweep import Sweeper
@@ -201,39 +202,28 @@ def describe(call: dict[str, Any] | None) -> str:
 
 @dataclass
 class Snapshot:
-    """The queue and its two indexes, read in one MULTI/EXEC: consistent."""
+    """The queue and its payload index, read in one MULTI/EXEC: consistent."""
 
     members: dict[str, float]
-    index: dict[str, float]
-    payloads: set[str]
+    index: dict[bytes, float]
 
     def check_indexes(self) -> None:
-        """One expiry-index entry (scored by expire time) and one payload-index
-        entry per member of the queue, and nothing else."""
-        sizes = (len(self.members), len(self.index), len(self.payloads))
-        assert sizes[0] == sizes[1] == sizes[2], sizes
-        assert set(self.index) == set(self.members)
-        for member, score in self.index.items():
-            expire_text = member.partition(":")[0]
-            assert score == (float(expire_text) if expire_text else float("inf")), member
-        assert self.payloads == {f"{m.partition(':')[2]}\0{m}" for m in self.members}
+        """One payload-index entry per member of the queue (docs/data.rst),
+        and nothing else."""
+        assert len(self.members) == len(self.index), (len(self.members), len(self.index))
+        assert set(self.index) == {index_entry(member) for member in self.members}
+        assert set(self.index.values()) <= {0.0}
 
 
 async def snapshot(queue: Queue) -> Snapshot:
     async with queue.redis.pipeline(transaction=True) as pipe:
         pipe.zrange(queue.key, 0, -1, withscores=True)
         pipe.zrange(queue.index_key, 0, -1, withscores=True)
-        pipe.zrange(queue.payload_key, 0, -1)
         pipe.zcard(queue.key)
         pipe.zcard(queue.index_key)
-        pipe.zcard(queue.payload_key)
-        members, index, payloads, *sizes = await pipe.execute()
-    assert sizes == [len(members), len(index), len(payloads)]
-    return Snapshot(
-        {m.decode(): s for m, s in members},
-        {m.decode(): s for m, s in index},
-        {e.decode() for e in payloads},
-    )
+        members, index, *sizes = await pipe.execute()
+    assert sizes == [len(members), len(index)]
+    return Snapshot({m.decode(): s for m, s in members}, dict(index))
 
 
 @pytest.mark.timeout(SECONDS + 180)

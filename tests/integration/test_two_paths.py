@@ -81,7 +81,7 @@ def sys_flush() -> None:
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}"), "<log time>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}Z)?"), "<date>"),
-    (re.compile(r"\b1\d{9}\.\d+"), "<expire time>"),
+    (re.compile(r"(?<![\d.])1\d{9}\.\d+"), "<expire time>"),  # in an index entry too
     (re.compile(r"\b\d+\.\d{3}\b"), "<ttl>"),
     (re.compile(r'"ttl": [\d.]+'), '"ttl": <ttl>'),
 ]
@@ -95,15 +95,31 @@ def normal(text: str, key: str) -> str:
 
 
 def redis_state(client: redis.Redis, key: str) -> list[Any]:
-    """The queue and its indexes, expire texts aside; no stray keys."""
+    """The queue, its index and its change counter, expire texts aside (the
+    calls' outcomes are kept by random tokens); no stray keys."""
     names = sorted(k.decode() for k in client.keys(f"*{key}*"))
-    calls = [name for name in names if ":call:" in name]
-    state: list[Any] = [[normal(name, key) for name in names if name not in calls]]
+    calls = [name for name in names if name.endswith((":calls", ":call-expiries"))]
+    state: list[Any] = [[normal(name, key) for name in names]]
     for name in names:
+        if client.type(name) == b"string":
+            state.append(client.get(name))
         if name not in calls and client.type(name) == b"zset":
             entries = client.zrange(name, 0, -1, withscores=True)
-            state.append([(normal(m.decode(errors="replace"), key), when(s)) for m, s in entries])
+            shown = [index_shown(e) if name.endswith(":by-payload") else e for e, _ in entries]
+            state.append(
+                [
+                    (normal(e.decode(errors="replace"), key), when(s))
+                    for e, (_, s) in zip(shown, entries, strict=True)
+                ]
+            )
     return state
+
+
+def index_shown(entry: bytes) -> bytes:
+    """A payload-index entry: the digest in hex, the expire time aside."""
+    if entry.startswith(b"d"):
+        return b"d" + entry[1:9].hex().encode() + (b" <expire time>" if entry[9:] else b"")
+    return entry
 
 
 def when(score: float) -> float | str:

@@ -29,3 +29,23 @@ def fake(fake_server: fakeredis.FakeServer) -> Iterator[fakeredis.FakeRedis]:
     client = fakeredis.FakeRedis(server=fake_server)
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def lua_sha1hex(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis and Valkey give scripts redis.sha1hex (lua/common.lua's digest uses
+    it); fakeredis's Lua does not: add it, with Python's SHA1."""
+    import hashlib
+
+    from fakeredis.commands_mixins.scripting_mixin import ScriptingCommandsMixin
+
+    made = ScriptingCommandsMixin._get_server_runtime
+
+    def with_sha1hex(self: Any, server: Any) -> Any:
+        runtime = made(self, server)
+        redis_table = runtime.globals()[b"redis"]  # the runtime's strings are bytes
+        if redis_table[b"sha1hex"] is None:
+            redis_table[b"sha1hex"] = lambda data: hashlib.sha1(data).hexdigest().encode()
+        return runtime
+
+    monkeypatch.setattr(ScriptingCommandsMixin, "_get_server_runtime", with_sha1hex)

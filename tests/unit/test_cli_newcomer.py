@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kamikaze.cli import main
+from kamikaze.package import index_entry
 from kamikaze.settings import Settings
 from tests.servers import free_port
 
@@ -112,10 +113,11 @@ def test_clear_deletes_the_queue_and_its_indexes_and_signals(fake: fakeredis.Fak
     result = invoke(["clear", "--yes"])
     assert result.exit_code == 0, result.output
     assert "cleared 2 packages from kamikaze" in one_line(result.stderr)
-    assert fake.exists("kamikaze", "{kamikaze}:expiry", "{kamikaze}:payload") == 0
+    assert fake.exists("kamikaze", "{kamikaze}:by-payload") == 0
     assert fake.zcard("other") == 1
     message = pubsub.get_message(timeout=1)
-    assert message is not None and message["data"] == b"new_message"
+    assert message is not None and message["data"].split(b" ")[0] == b"new_message"
+    assert len(message["data"].split(b" ")) == 4  # the queue is empty: no top
     pubsub.close()
 
 
@@ -189,11 +191,12 @@ def test_list_raw_shows_every_member_and_score_as_stored(fake: fakeredis.FakeRed
 
 def test_list_raw_reads_an_index_key_too(fake: fakeredis.FakeRedis) -> None:
     push("hello", "60", "5")
-    result = invoke(["list", "--raw", "--key", "{kamikaze}:payload"])
+    result = invoke(["list", "--raw", "--key", "{kamikaze}:by-payload"])
     assert result.exit_code == 0, result.output
-    (line,) = result.stdout.splitlines()
-    score, entry = line.split("\t")
-    assert score == "0" and entry.startswith("hello\x00")
+    (line,) = result.stdout_bytes.splitlines()
+    score, entry = line.split(b"\t")
+    [member] = fake.zrange("kamikaze", 0, -1)
+    assert score == b"0" and entry == index_entry(member)  # b"d" + digest + expire text
 
 
 def test_list_raw_and_json_exclude_each_other(fake: fakeredis.FakeRedis) -> None:
