@@ -63,35 +63,29 @@ def fill(
     chunk: int = 10_000,
 ) -> float:
     """Add `count` members `f"{expire_text(expire(i))}:filler-{i}"` scored priority(i),
-    fast (pipelined multi-member ZADDs), and, with `index`, the same members
-    in the expiry index scored by expire time and in the payload index, as
-    kamikaze writes them.
+    fast (pipelined multi-member ZADDs), and, with `index`, their entries in
+    the payload index, as kamikaze writes them.
     Returns the seconds it took. Slow calls: fill before any SLOWLOG RESET."""
     import redis
 
     from kamikaze.keys import companion_key
-    from kamikaze.package import expire_text
+    from kamikaze.package import expire_text, index_entry
 
     started = time.perf_counter()
     client = redis.Redis.from_url(url)
-    index_key = companion_key(key, "expiry")
-    payload_key = companion_key(key, "payload")
+    index_key = companion_key(key, "by-payload")
     pipe = client.pipeline(transaction=False)
     for first in range(start, start + count, chunk):
         last = min(first + chunk, start + count)
         queue_part: dict[str, float] = {}
-        index_part: dict[str, float] = {}
-        payload_part: dict[str, float] = {}
+        index_part: dict[bytes, float] = {}
         for i in range(first, last):
-            text = expire_text(expire(i))
-            member = f"{text}:filler-{i}"
+            member = f"{expire_text(expire(i))}:filler-{i}"
             queue_part[member] = priority(i)
-            index_part[member] = float(text)
-            payload_part[f"filler-{i}\0{member}"] = 0
+            index_part[index_entry(member)] = 0
         pipe.zadd(key, queue_part)
         if index:
             pipe.zadd(index_key, index_part)
-            pipe.zadd(payload_key, payload_part)
         if len(pipe) >= 20:
             pipe.execute()
     pipe.execute()

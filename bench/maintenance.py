@@ -65,7 +65,7 @@ async def during_reconcile(url: str, pushes: int, start: int, duty: float) -> li
     import redis.asyncio as redis
 
     admin = redis.Redis.from_url(url)
-    await admin.unlink("{" + BIG + "}:expiry", "{" + BIG + "}:payload")
+    await admin.unlink("{" + BIG + "}:by-payload")
     await admin.aclose()
     kamikaze.sweep.DUTY_CYCLE = duty
     client = Settings(redis_url=url, key=BIG).client()
@@ -88,7 +88,7 @@ def remove_row(url: str, runs: int) -> list[str]:
     fill(url, "maintenance-small", 10, priority=float, expire=lambda i: time.time() + 3600)
     ours, floor = [], []
     for _ in range(runs):
-        admin.unlink("{" + BIG + "}:expiry", "{" + BIG + "}:payload")  # as 0.1.x left it
+        admin.unlink("{" + BIG + "}:by-payload")  # as 0.1.x left it
         admin.zadd(BIG, {f"{time.time() + 600}:needle": 500_000.5})  # in the middle
         seconds, result = run_timed([KAMIKAZE, "remove", "needle"], big)
         assert b"removed 1 package" in result.stderr, result.stderr

@@ -271,7 +271,7 @@ async def reconcile_cost(url: str, key: str) -> ReconcileCost:
     reconcile pass over the queue and the indexes."""
     client = Settings(redis_url=url).client()
     queue = Queue(client, key)
-    await client.unlink(queue.index_key, queue.payload_key)
+    await client.unlink(queue.index_key)
     await queue.reconcile_step("index", 0, 1)  # load the script: not measured
     while (await client.info("memory")).get("lazyfree_pending_objects", 0):
         await asyncio.sleep(0.05)

@@ -1,7 +1,8 @@
 """A queue's change signals: SUBSCRIBE to its channel (SSUBSCRIBE on the
 shard that holds it in a Redis Cluster), wait for one with bursts
-coalesced, prove an idle subscription alive with a PING; and an Outage,
-the log lines and the capped pause while Redis is away.
+coalesced, prove an idle subscription alive with a PING; one subscription
+per process for every follower of a queue on one server (a Channel); and an
+Outage, the log lines and the capped pause while Redis is away.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +33,10 @@ BACKOFF_BASE = 0.05
 DRAIN_LIMIT = 200  # queued signals a wake-up drains; more are a flood, shed
 
 
-class Signals:
-    """The queue's change signals: SUBSCRIBE to 0.1.x's channel on one server,
-    SSUBSCRIBE on the node that holds the queue in a Redis Cluster."""
+class Subscription:
+    """One connection subscribed to the queue's change signals: SUBSCRIBE to
+    0.1.x's channel on one server, SSUBSCRIBE on the node that holds the queue
+    in a Redis Cluster. A Channel reads it for its followers."""
 
     def __init__(self, client: Redis, key: str) -> None:
         self.client = client
@@ -156,6 +159,196 @@ def _kinds(message: dict[str, Any]) -> set[str]:
     if kind in ("message", "smessage"):
         return {SIGNAL}
     return {PONG} if kind == "pong" else set()
+
+
+class Signals:
+    """A follower's change signals: what the queue's Channel in this process
+    hands it. Subscribe, then wait; take() gives the signals' data."""
+
+    def __init__(self, client: Redis, key: str) -> None:
+        self.client = client
+        self.key = key
+        self.inbox: list[bytes] = []  # change signals' data, until take()n
+        self.shed = False  # signals were dropped since the last take()
+        self.arrived = asyncio.Event()
+        self.channel: Channel | None = None
+
+    async def subscribe(self) -> None:
+        """Join the queue's subscription in this process, confirmed: the
+        caller reads the top only then, so that a change between the two
+        still wakes it."""
+        self.channel = await Channel.join(self)
+
+    def deliver(self, signals: list[bytes], shed: bool) -> None:
+        self.inbox.extend(signals)
+        if shed or len(self.inbox) > DRAIN_LIMIT:  # a follower this far behind reads the top
+            self.inbox.clear()
+            self.shed = True
+        self.arrived.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for a change signal; False on the timeout. What came with it
+        (a burst) comes at once: one read of the top at most, not one per signal."""
+        if not (self.inbox or self.shed):
+            self._check()
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self.arrived.wait()
+        self.arrived.clear()
+        self._check()
+        return bool(self.inbox) or self.shed
+
+    async def wait_or_ping(self) -> bool:
+        """Wait IDLE_RECHECK for a signal; True if one came. If none did, return
+        False only once the channel has heard from Redis since (its PING of an
+        idle subscription), since a frozen connection raises no error."""
+        if await self.wait(IDLE_RECHECK):
+            return True
+        assert self.channel is not None
+        heard = self.channel.heard
+        deadline = time.monotonic() + IDLE_RECHECK + PONG_TIMEOUT
+        while self.channel.heard == heard:
+            if await self.wait(deadline - time.monotonic()):
+                return True
+            if time.monotonic() >= deadline:
+                raise ConnectionError("the subscription stopped answering")
+        return False
+
+    def take(self) -> tuple[list[bytes], bool]:
+        """The data of the change signals received since the last take(), in
+        order, and whether some were dropped (a flood shed) meanwhile."""
+        received, shed = self.inbox, self.shed
+        self.inbox, self.shed = [], False
+        return received, shed
+
+    def _check(self) -> None:
+        channel = self.channel
+        assert channel is not None, "subscribe() first"
+        if channel.failure is not None:
+            raise ConnectionError("the subscription was lost") from channel.failure
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.leave(self)
+            self.channel = None
+
+
+class Channel:
+    """One subscription to a queue's signals in this process, shared by every
+    follower of that queue on that server (per event loop): Redis sends each
+    signal once per process however many follow the queue here, and one
+    reader hands it to them all. On a cluster or through Sentinel each
+    follower has one of its own."""
+
+    def __init__(self, client: Redis, key: str, identity: tuple[Any, ...] | None) -> None:
+        self.subscription = Subscription(client, key)
+        self.identity = identity
+        self.members: set[Signals] = set()
+        self.failure: BaseException | None = None
+        self.opened = asyncio.Event()
+        self.reader: asyncio.Task[None] | None = None
+        self.heard = 0  # times Redis answered: a signal, or the PONG of an idle PING
+
+    @classmethod
+    async def join(cls, member: Signals) -> Channel:
+        identity = shared_identity(member.client, member.key)
+        shared = _shared()
+        channel = shared.get(identity) if identity is not None else None
+        if channel is None or channel.failure is not None:
+            client = private_client(member.client) if identity is not None else member.client
+            channel = cls(client, member.key, identity)
+            if identity is not None:
+                shared[identity] = channel
+            try:
+                await channel.subscription.subscribe()
+            except BaseException as exc:
+                channel.fail(exc)
+                raise
+            channel.reader = asyncio.create_task(channel.read(), name="kamikaze-signals")
+            channel.opened.set()
+        await channel.opened.wait()
+        if channel.failure is not None:
+            raise ConnectionError("the subscription was lost") from channel.failure
+        channel.members.add(member)
+        return channel
+
+    async def read(self) -> None:
+        try:
+            while True:
+                signalled = await self.subscription.wait_or_ping()
+                self.heard += 1
+                signals, shed = self.subscription.take()
+                for member in list(self.members):
+                    if signalled:
+                        member.deliver(signals, shed)
+                    else:
+                        member.arrived.set()  # alive: a member waiting for proof hears it
+        except Exception as exc:
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """The subscription is lost: every follower hears so and subscribes again."""
+        self.failure = exc
+        self._forget()
+        self.opened.set()
+        for member in self.members:
+            member.arrived.set()
+
+    async def leave(self, member: Signals) -> None:
+        self.members.discard(member)
+        if self.members:
+            return
+        self._forget()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self.reader
+        await self.subscription.close()
+        if self.identity is not None:
+            await close_quietly(self.subscription.client)
+
+    def _forget(self) -> None:
+        shared = _shared()
+        if self.identity is not None and shared.get(self.identity) is self:
+            del shared[self.identity]
+
+
+# The channels of each running event loop (a loop that ends takes its own along).
+_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, Channel]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared() -> dict[Any, Channel]:
+    return _channels.setdefault(asyncio.get_running_loop(), {})
+
+
+def shared_identity(client: Redis, key: str) -> tuple[Any, ...] | None:
+    """What makes two followers' subscriptions the same, in one event loop:
+    the server (a plain connection pool's address, database and user) and the
+    key; None when a follower needs one of its own (a cluster, Sentinel)."""
+    from redis.asyncio import ConnectionPool
+
+    from kamikaze.connections import is_cluster
+
+    pool = getattr(client, "connection_pool", None)
+    if is_cluster(client) or type(pool) is not ConnectionPool:
+        return None
+    kwargs = pool.connection_kwargs
+    server = tuple(
+        str(kwargs.get(name)) for name in ("host", "port", "path", "db", "username", "password")
+    )
+    return (pool.connection_class, server, key)
+
+
+def private_client(client: Redis) -> Redis:
+    """A client of the channel's own on `client`'s server: the channel
+    outlives the follower that opened it."""
+    from redis.asyncio import ConnectionPool, Redis
+
+    pool = client.connection_pool
+    own = ConnectionPool(connection_class=pool.connection_class, **pool.connection_kwargs)
+    return Redis.from_pool(own)
 
 
 async def close_quietly(connection: PubSub | Redis) -> None:

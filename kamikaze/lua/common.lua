@@ -9,10 +9,15 @@
 local MAX_EXPIRE_TIME = 253402300799
 
 -- The server's clock: expiry never depends on a client's clock. TIME's
--- seconds and microseconds (for the client), and the two as one number.
+-- seconds and microseconds (for the client), and the two as one number; read
+-- once per script, so that all of a call's work sees one moment.
+local clock
 local function server_clock()
-  local t = redis.call('TIME')
-  return t[1], t[2], tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if not clock then
+    local t = redis.call('TIME')
+    clock = {t[1], t[2], tonumber(t[1]) + tonumber(t[2]) / 1000000}
+  end
+  return clock[1], clock[2], clock[3]
 end
 
 local function server_now()

@@ -58,7 +58,7 @@ async def test_a_signal_that_comes_before_the_pong_is_a_signal(
 
     monkeypatch.setattr(signals_module, "IDLE_RECHECK", 0.1)
     monkeypatch.setattr(signals_module, "PONG_TIMEOUT", 10.0)  # however slow the machine
-    signals = signals_module.Signals(redis, settings.key)
+    signals = signals_module.Subscription(redis, settings.key)
     await signals.subscribe()
     other = settings.client()
     try:
