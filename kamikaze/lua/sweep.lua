@@ -23,25 +23,31 @@ local more = 1
 while looked < budget and more == 1 do
   local chunk = redis.call('ZRANGE', queue, rank, rank + 99, 'WITHSCORES')
   if #chunk == 0 then more = 0 end
+  local skipping = nil  -- the priority whose rest cannot have expired
   for i = 1, #chunk, 2 do
     local member, score = chunk[i], chunk[i + 1]
-    local text = split_member(member)
-    local expire_time = text and parse_expiry(text)
     looked = looked + 1
-    if expire_time and expire_time <= now then
-      deleted = deleted + delete_member(queue, index, member)  -- the next one moves up to `rank`
-    else
-      last_score, last_member, rank = score, member, rank + 1
-      if expire_time == false or (expire_time and expire_time > now + MARGIN) then
-        local past = redis.call('ZCOUNT', queue, '-inf', score)  -- this priority and the ones before
-        if past > rank then  -- skip the rest of this priority: none of it has expired
-          local run_end = redis.call('ZRANGE', queue, past - 1, past - 1, 'WITHSCORES')
-          last_member, last_score, rank = run_end[1], run_end[2], past
-        end
-        break  -- go on from `rank`
+    if skipping ~= score then
+      skipping = nil
+      local text = split_member(member)
+      local expire_time = text and parse_expiry(text)
+      if expire_time and expire_time <= now then
+        deleted = deleted + delete_member(queue, index, member)  -- the next one moves up
+        rank = rank - 1
+      elseif expire_time == false or (expire_time and expire_time > now + MARGIN) then
+        skipping = score
       end
     end
+    rank = rank + 1
+    last_score, last_member = score, member
     if looked >= budget then break end
+  end
+  if skipping then  -- that priority may go on past the chunk: skip the rest with one ZCOUNT
+    local past = redis.call('ZCOUNT', queue, '-inf', skipping)
+    if past > rank then
+      local run_end = redis.call('ZRANGE', queue, past - 1, past - 1, 'WITHSCORES')
+      last_member, last_score, rank = run_end[1], run_end[2], past
+    end
   end
 end
 if deleted > 0 then signal_change(KEYS) end
