@@ -23,6 +23,7 @@ from typing import IO
 
 from kamikaze import places
 from kamikaze.places import EmbeddedError, check_ours, check_private
+from kamikaze.runtime import deferred_shutdown
 
 __all__ = ["EmbeddedError", "EmbeddedServer", "check_private"]
 
@@ -298,12 +299,16 @@ class EmbeddedServer:
         binary = server_binary()
         log_file = self.runtime_dir / "server.log"
         logged_before = log_file.stat().st_size if log_file.exists() else 0
-        try:
-            process = self._launch(binary, log_file)
-        except OSError as exc:
-            raise EmbeddedError(f"cannot run the embedded server {binary}: {exc}") from None
+        process: subprocess.Popen[bytes] | None = None
         deadline = time.monotonic() + START_TIMEOUT
         try:
+            # SIGTERM and SIGINT wait until Popen has returned: raised inside it
+            # (after the fork) they would leave the child running, unknown to us.
+            with deferred_shutdown():
+                try:
+                    process = self._launch(binary, log_file)
+                except OSError as exc:
+                    raise EmbeddedError(f"cannot run the embedded server {binary}: {exc}") from None
             while not self.running():
                 if cancelled is not None and cancelled.is_set():
                     raise EmbeddedError("starting the embedded server was cancelled")
@@ -319,8 +324,9 @@ class EmbeddedServer:
                     raise EmbeddedError(f"the embedded server {binary} did not start: {why}")
                 time.sleep(0.01)
         except BaseException:  # failed, or interrupted by a signal: leave nothing behind
-            process.kill()
-            process.wait()
+            if process is not None:
+                process.kill()
+                process.wait()
             raise
 
     def _launch(self, binary: str, log_file: Path) -> subprocess.Popen[bytes]:

@@ -76,6 +76,16 @@ class QueueKeys:
         return companion_key(self.queue, "call-expiries")
 
     @property
+    def lease(self) -> str:
+        """Exclusive services' lease: "TERM OWNER", while one is active (docs/ha.rst)."""
+        return companion_key(self.queue, "lease")
+
+    @property
+    def terms(self) -> str:
+        """The exclusive services' term counter: it only grows."""
+        return companion_key(self.queue, "term")
+
+    @property
     def legacy(self) -> list[str]:
         """The indexes of versions before 1.0: the expiry index and the
         payload index of whole members, deleted once the queue is indexed anew."""

@@ -28,6 +28,25 @@ class ShutdownRequested(Exception):
     command unwinds (an embedded server being started is stopped again)."""
 
 
+_deferring: list[int] = []  # set while a block must not be cut short: signals held, by number
+
+
+@contextlib.contextmanager
+def deferred_shutdown() -> Iterator[None]:
+    """Hold a SIGTERM or SIGINT that asks to unwind (ShutdownRequested) until
+    the block ends, and raise it then: a block that starts a process must
+    know the process before it is cut short."""
+    _deferring.append(0)
+    try:
+        yield
+    finally:
+        signum = _deferring.pop()
+        if signum and not _deferring:
+            raise ShutdownRequested(signum)
+        if signum:
+            _deferring[-1] = signum
+
+
 class Shutdown:
     """SIGTERM and SIGINT for one command. Python-level handlers, not the
     loop's: they run even while a plain consumer blocks the loop, so a
@@ -46,6 +65,9 @@ class Shutdown:
             os.write(2, f"received {name} again: exiting at once\n".encode())
             os._exit(128 + signum)
         if self.loop is None or self.stop is None:
+            if _deferring:
+                _deferring[-1] = signum
+                return
             raise ShutdownRequested(signum)
         self.loop.call_soon_threadsafe(self._request, name)
 

@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"environment", "operations"},  # options in KAMIKAZE_* variables; steps, sans I/O
     {"follower"},  # following the top
     {"queue"},  # the Python API
-    {"sync", "sweep", "watch"},  # over the queue
+    {"sync", "sweep", "watch", "lease"},  # over the queue; exclusive services' lease
     {"service", "web"},  # the service: dispatcher and sweep; the web page (a package)
     {"arguments", "options"},  # parsing the command line
     {"cli"},  # the commands

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 import pytest
 
@@ -83,3 +84,21 @@ async def test_stop_task_without_insisting_lets_a_task_tidy_up() -> None:
     await asyncio.sleep(0)
     assert await runtime.stop_task(task, 2, insist=False)
     assert tidied == [True]
+
+
+def test_a_signal_that_asks_to_unwind_waits_for_a_deferred_block() -> None:
+    """Starting the embedded server: a SIGTERM inside Popen (after the fork)
+    would leave the child running unknown; deferred, it unwinds after."""
+    from kamikaze import runtime
+
+    done = []
+    with runtime.shutdown_on_signals(quiet=True):  # which ends the block on ShutdownRequested
+        try:
+            with runtime.deferred_shutdown():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler ran meanwhile: deferred
+                done.append("the block went on")
+        finally:
+            done.append("then it unwound")
+        done.append("never reached")
+    assert done == ["the block went on", "then it unwound"]
