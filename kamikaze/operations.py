@@ -121,16 +121,19 @@ def remove(keys: QueueKeys, payload: str) -> Steps[int]:
 
     The payload index finds them at once; only while the queue holds more
     members than the index (0.1.x pushed some, the sweep has not yet
-    reconciled) is the queue walked as well, in bounded steps (docs/data.rst)."""
+    reconciled), as an index step found it, is the queue walked as well, in
+    bounded steps (docs/data.rst)."""
     exact = as_bytes(payload)
-    removed, last = 0, b""
+    removed, last, walk = 0, b"", False
     while True:
-        looked_at, count, last = yield Script("remove", [exact, last, REMOVE_BATCH], "the remove")
+        looked_at, count, unindexed, last = yield Script(
+            "remove", [exact, last, REMOVE_BATCH], "the remove"
+        )
         removed += int(count)
+        walk = walk or bool(int(unindexed))  # as each step found it, atomically
         if int(looked_at) < REMOVE_BATCH:
             break
-    queue_size, index_size = yield from sizes(keys)
-    if queue_size <= index_size:
+    if not walk:
         return removed
     after: list[Any] = [b"", b""]
     while True:

@@ -5,18 +5,25 @@
 -- package that never expires), ARGV[4] most entries to look at. Going on
 -- after an entry, not after a count, keeps the walk right while others
 -- remove entries before it.
--- Returns {entries looked at, packages removed, the last entry looked at};
--- signals the change if any was removed.
+-- Returns {entries looked at, packages removed, 1 if the queue holds members
+-- the index does not know of yet (0.1.x's: the caller walks the queue too),
+-- the last entry looked at}; signals the change if any was removed. Told in
+-- the same call as the step: a reconcile pass indexing a member after this
+-- step missed it would make sizes read later agree.
 local queue, index = KEYS[1], KEYS[2]
 local refusal = wrong_type(KEYS)
 if refusal then return refusal end
 local token = ARGV[1]
 local recalled = recall(token)
 if recalled then
-  local first = string.find(recalled, ' ', 1, true)
-  local second = string.find(recalled, ' ', first + 1, true)
-  return {tonumber(string.sub(recalled, 1, first - 1)),
-    tonumber(string.sub(recalled, first + 1, second - 1)), string.sub(recalled, second + 1)}
+  local parts, from = {}, 1
+  for _ = 1, 3 do
+    local space = string.find(recalled, ' ', from, true)
+    parts[#parts + 1] = tonumber(string.sub(recalled, from, space - 1))
+    from = space + 1
+  end
+  parts[4] = string.sub(recalled, from)
+  return parts
 end
 local payload = ARGV[2]
 local prefix = 'd' .. digest(payload)
@@ -41,6 +48,7 @@ for _, entry in ipairs(entries) do
   end
 end
 local last = entries[#entries] or ''
-remember(token, #entries .. ' ' .. removed .. ' ' .. last)
+local unindexed = redis.call('ZCARD', queue) > redis.call('ZCARD', index) and 1 or 0
+remember(token, #entries .. ' ' .. removed .. ' ' .. unindexed .. ' ' .. last)
 if removed > 0 then signal_change(KEYS) end
-return {#entries, removed, last}
+return {#entries, removed, unindexed, last}

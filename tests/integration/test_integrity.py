@@ -419,6 +419,31 @@ async def test_a_remove_after_0_1_x_writes_finds_the_package_once_reconciled(
         assert await queue.sizes() == (0, 0)
 
 
+async def test_a_remove_finds_0_1_x_data_that_a_reconcile_indexes_during_it(
+    debug_server: RedisServer, admin: redis.Redis, key: str
+) -> None:
+    """The index step misses a member 0.1.x pushed (not indexed yet); a
+    reconcile step then indexes it, so the sizes agree. Whether the queue
+    must be walked is decided with the index step, in the same call: before,
+    sizes read after it found nothing to walk, and the package stayed (a
+    service missed the change)."""
+    from kamikaze import operations
+
+    async with Queue.connect(debug_server.url, key) as queue:
+        await queue.push("mine", 600, 1)
+        admin.zadd(key, {f"{time.time() + 600!r}:theirs": 2})  # 0.1.x's push
+        steps = operations.remove(queue.keys, "theirs")
+        reply = await queue._perform(steps.send(None))  # the index step
+        assert reply[1] == 0
+        assert await queue.reconcile_step("queue", 0) == (0, 1)  # the pass indexes it
+        assert await queue.sizes() == (2, 2)
+        with pytest.raises(StopIteration) as done:
+            while True:
+                reply = await queue._perform(steps.send(reply))
+        assert done.value.value == 1
+        assert [p.payload for p in await queue.packages()] == ["mine"]
+
+
 # 7. Equal priorities --------------------------------------------------------------------
 
 
