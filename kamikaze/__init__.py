@@ -32,6 +32,7 @@ TYPE_CHECKING = False  # not typing's: the one-shot commands start without it
 if TYPE_CHECKING:
     from typing import Any
 
+    from kamikaze.consumer import term
     from kamikaze.errors import OutcomeUnknown
     from kamikaze.package import Package
     from kamikaze.queue import Queue, TopReading
@@ -47,6 +48,7 @@ __all__ = [
     "SyncQueue",
     "TopReading",
     "__version__",
+    "term",
 ]
 
 _HOMES = {
@@ -56,6 +58,7 @@ _HOMES = {
     "Settings": "kamikaze.settings",
     "SyncQueue": "kamikaze.sync",
     "OutcomeUnknown": "kamikaze.errors",
+    "term": "kamikaze.consumer",
 }
 
 

@@ -292,6 +292,8 @@ def service(
     sweep_interval: float,
     metrics_port: int | None,
     metrics_host: str,
+    exclusive: bool,
+    lease: float,
     settings: Settings,
 ) -> None:
     """Call CONSUMER_PATH (module.function) whenever the top changes.
@@ -322,7 +324,10 @@ def service(
     from kamikaze.environment import exported
 
     def serving(stop: asyncio.Event) -> Any:
-        return serve(settings, runner, stop, sweep_interval, metrics_port, metrics_host)
+        exclusive_lease = lease if exclusive else None
+        return serve(
+            settings, runner, stop, sweep_interval, metrics_port, metrics_host, exclusive_lease
+        )
 
     # The consumer's Queue.from_environment() finds this queue on this server.
     # A Redis failure that reaches here is fatal: see Dispatcher.run.

@@ -5,6 +5,7 @@ that calls a plain function inline or runs a coroutine as a cancellable task.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.machinery
 import importlib.util
 import inspect
@@ -121,6 +122,18 @@ def decode_kwargs(text: str | None) -> dict[str, Any]:
     return kwargs
 
 
+# The term of the exclusive service whose consumer call this is (kamikaze.term()).
+_term: contextvars.ContextVar[int | None] = contextvars.ContextVar("kamikaze_term", default=None)
+
+
+def term() -> int | None:
+    """The term of the exclusive service calling this consumer: a number that
+    only grows, one per period of activity (docs/ha.rst), for a consumer's own
+    side effects to refuse a service that is no longer active (a fencing
+    token). None outside an exclusive service's consumer call."""
+    return _term.get()
+
+
 class Runner:
     """Calls the consumer with each new top.
 
@@ -142,9 +155,16 @@ class Runner:
         self.task: asyncio.Task[Any] | None = None
         self.awaitable: Awaitable[Any] | None = None
         self.metrics: Metrics | None = None
+        # An exclusive service's lease: the consumer is called only while it says
+        # active, and with its term (kamikaze.lease).
+        self.lease: Any = None
 
     async def deliver(self, package: Package | None) -> None:
         await self.cancel()
+        lease = self.lease
+        if lease is not None and not lease.active:
+            return  # standby: an exclusive service calls nothing
+        _term.set(lease.term if lease is not None else None)
         log.debug("calling consumer with %r", package)
         started = time.perf_counter()
         try:
@@ -188,6 +208,12 @@ class Runner:
         started = time.monotonic()
         await self.cancel()
         return running and time.monotonic() - started > SETTLED_AT_ONCE
+
+    def interrupt(self) -> None:
+        """Cancel a running consumer task now (an exclusive service that
+        stopped being active); cancel() waits for it."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def cancel(self) -> None:
         """Cancel a running consumer task and wait (briefly) until it has stopped."""

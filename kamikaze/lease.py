@@ -114,6 +114,9 @@ class Lease:
                     except asyncio.CancelledError:
                         await self._release(queue)
                         raise
+                    except Exception as exc:
+                        signals.abandon(exc)  # the followers' link too, at once
+                        raise
             finally:
                 self.stop_being_active("Redis was lost")
             await outage.pause()

@@ -57,6 +57,14 @@ class Metrics:
             "kamikaze_redis_connected", "1 while connected to Redis, else 0."
         )
         self._connected = False
+        self._active_gauge = gauge(
+            "kamikaze_active", "1 while this exclusive service is active, else 0."
+        )
+        self._term_gauge = gauge(
+            "kamikaze_term", "The exclusive service's current term (0: standby)."
+        )
+        self.role: str | None = None  # "active" or "standby" for an exclusive service
+        self.term = 0
 
     @property
     def connected(self) -> bool:
@@ -85,6 +93,13 @@ class Metrics:
         self._connected = connected
         self._connected_gauge.set(1 if connected else 0)
 
+    def set_role(self, active: bool, term: int) -> None:
+        """An exclusive service's state: active (with its term) or standby."""
+        self.role = "active" if active else "standby"
+        self.term = term if active else 0
+        self._active_gauge.set(1 if active else 0)
+        self._term_gauge.set(self.term)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -102,7 +117,10 @@ def metrics_app(metrics: Metrics) -> web.Application:
     async def health_page(request: web.Request) -> web.Response:
         state = "connected" if metrics.connected else "disconnected"
         status = HTTPStatus.OK if metrics.connected else HTTPStatus.SERVICE_UNAVAILABLE
-        body = json.dumps({"redis": state}).encode()
+        health: dict[str, object] = {"redis": state}
+        if metrics.role is not None:  # an exclusive service: which one calls its consumer
+            health |= {"role": metrics.role, "term": metrics.term}
+        body = json.dumps(health).encode()
         return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
 
     app = web.Application()

@@ -480,6 +480,25 @@ COMMANDS = {
                     "(pip install 'kamikaze[metrics]').",
                 ),
                 Param(
+                    "exclusive",
+                    FLAG,
+                    "--exclusive",
+                    default=False,
+                    env="KAMIKAZE_EXCLUSIVE",
+                    help="Of all exclusive services on the queue, only the one that holds "
+                    "the lease calls its consumer; the others stand by (docs: high availability).",
+                ),
+                Param(
+                    "lease",
+                    POSITIVE,
+                    "--lease",
+                    default=0.8,
+                    env="KAMIKAZE_LEASE",
+                    metavar="SECONDS",
+                    help="With --exclusive: the lease's length, about how long a standby takes "
+                    "to take over from a service that died.",
+                ),
+                Param(
                     "metrics_host",
                     HOST,
                     "--metrics-host",

@@ -36,6 +36,7 @@ T = TypeVar("T")
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
 SWEEP_BUDGET = 2000  # entries one sweep.lua call may look at (~1-2 ms)
 RECONCILE_SCAN_COUNT = 100  # ZSCAN COUNT per reconcile.lua call (~2-3 ms)
+LEASE_SIGNAL = b"kamikaze-lease "  # lua/lease.lua publishes these on the queue's channel
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ class Queue:
         number to go on from."""
         seq, latest = previous.seq, previous
         for data in signals:
+            if data.startswith(LEASE_SIGNAL):
+                continue  # exclusive services' news of their lease: the queue is as it was
             parts = data.split(b" ", 5)
             if parts[0] != b"new_message" or len(parts) < 2 or not parts[1].isdigit():
                 return None  # 0.1.x's, or an older version's: read
@@ -271,6 +274,12 @@ class Queue:
         """Members in the queue and entries in its payload index."""
         return await self._run(operations.sizes(self.keys))
 
+    async def active_service(self) -> str:
+        """Which exclusive service is active on this queue, and its term:
+        "host:pid, term 12"; "" when none is (docs/ha.rst)."""
+        held = await self.redis.get(self.keys.lease)
+        return describe_lease(held) if held else ""
+
     async def server_time(self) -> float:
         """The Redis server's clock."""
         return server_time(*await self.redis.time())
@@ -310,3 +319,10 @@ class Queue:
             yield change.top
 
     watch = follow  # its name before 1.0: `watch` is now the command (kamikaze.watch)
+
+
+def describe_lease(held: bytes | str) -> str:
+    """The lease's "TERM host:pid:random" (lua/lease.lua) as "host:pid, term TERM"."""
+    text = held.decode("utf-8", "replace") if isinstance(held, bytes) else held
+    term, _, owner = text.partition(" ")
+    return f"{owner.rsplit(':', 1)[0]}, term {term}"

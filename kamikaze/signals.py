@@ -227,6 +227,13 @@ class Signals:
         if channel.failure is not None:
             raise ConnectionError("the subscription was lost") from channel.failure
 
+    def abandon(self, why: BaseException) -> None:
+        """The caller's link to Redis failed (a frozen one raises nothing):
+        the shared subscription may be just as dead, so every follower on it
+        subscribes again, on a new connection."""
+        if self.channel is not None and self.channel.failure is None:
+            self.channel.fail(why)
+
     async def close(self) -> None:
         if self.channel is not None:
             await self.channel.leave(self)

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
     from kamikaze.queue import Queue
 
-Snapshot = tuple[list[Package], int, float]
-"""The first packages (top first), how many the queue holds, and the server time of reading."""
+Snapshot = tuple[list[Package], int, float, str]
+"""The first packages (top first), how many the queue holds, the server time
+of reading, and the active exclusive service ("" when none: docs/ha.rst)."""
 
 Fetch = Callable[[int], Awaitable[Snapshot]]
 Size = Callable[[], tuple[int, int]]
@@ -85,10 +86,13 @@ def render(
     columns: int,
     lines: int,
     note: str = "",
+    active: str = "",
 ) -> list[str]:
     """The screen at server time `now`: header, column titles, rows top first, footer."""
     shown = list(packages[: max(lines - CHROME, 0)])
     header = f"kamikaze watch  {_count(total)}  {_utc(now)}  (q to quit)"
+    if active:
+        header += f"  active: {active}"
     if note:
         header += f"  [{note}]"
     titles, *rows = _table(shown, now, columns)
@@ -100,9 +104,12 @@ def render(
     return screen[: max(lines, 1)]
 
 
-def snapshot_text(packages: Sequence[Package], total: int, now: float) -> str:
-    """One plain snapshot: a `#` line with the time and count, then `kamikaze list` rows."""
+def snapshot_text(packages: Sequence[Package], total: int, now: float, active: str = "") -> str:
+    """One plain snapshot: a `#` line with the time, the count (and the active
+    exclusive service), then `kamikaze list` rows."""
     header = f"# {_utc(now)} {_count(total)}"
+    if active:
+        header += f" (active: {active})"
     body = output.plain(packages, now)
     return f"{header}\n{body}\n" if body else f"{header}\n"
 
@@ -124,7 +131,7 @@ async def watch_queue(
 
     async def fetch(limit: int) -> Snapshot:
         packages, now = await queue.listing(limit)
-        return packages, await queue.size(), now
+        return packages, await queue.size(), now, await queue.active_service()
 
     await fetch(1)
     feed = SignalFeed(queue.redis, queue.key, address, quiet=interactive)
@@ -239,6 +246,7 @@ class _Shot:
     packages: list[Package]
     total: int
     server_time: float
+    active: str
     fetched_at: float  # time.monotonic()
 
     def now(self) -> float:
@@ -267,8 +275,8 @@ class _View:
 
 
 async def _read(fetch: Fetch, limit: int) -> _Shot:
-    packages, total, server_time = await fetch(limit)
-    return _Shot(packages, total, server_time, time.monotonic())
+    packages, total, server_time, active = await fetch(limit)
+    return _Shot(packages, total, server_time, active, time.monotonic())
 
 
 async def _pump(changes: AsyncIterator[None], view: _View) -> None:
@@ -337,15 +345,16 @@ async def _sleep(wake: asyncio.Event, timeout: float | None) -> None:
 async def _watch_plain(
     fetch: Fetch, changes: AsyncIterator[None], out: TextIO, stop: asyncio.Event | None = None
 ) -> None:
-    shown: tuple[list[Package], int] | None = None
+    shown: tuple[list[Package], int, str] | None = None
 
     def show(shot: _Shot) -> None:
         nonlocal shown
-        if shown == (shot.packages, shot.total):
+        if shown == (shot.packages, shot.total, shot.active):
             return  # a signal that changed nothing shown (or a re-read after subscribing)
         separator = "" if shown is None else "\n"
-        shown = (shot.packages, shot.total)
-        _write(out, separator + snapshot_text(shot.packages, shot.total, shot.server_time))
+        shown = (shot.packages, shot.total, shot.active)
+        text = snapshot_text(shot.packages, shot.total, shot.server_time, shot.active)
+        _write(out, separator + text)
 
     try:
         await _follow(_View(), fetch, changes, lambda: PLAIN_LIMIT, show, None, stop)
@@ -382,7 +391,9 @@ async def _watch_terminal(
 
     def draw(shot: _Shot) -> None:
         columns, lines = size()
-        screen = render(shot.packages, shot.total, shot.now(), columns, lines, status())
+        screen = render(
+            shot.packages, shot.total, shot.now(), columns, lines, status(), shot.active
+        )
         _write(out, _frame(screen))
 
     with (

@@ -30,11 +30,13 @@ MIN_INTERVAL = 0.05  # seconds between two readings: at most 20 a second, howeve
 @dataclass(frozen=True)
 class Snapshot:
     """The first packages (top first), how many the queue holds, the server's
-    clock when they were read, and when (time.monotonic()) the reading ended."""
+    clock when they were read, the active exclusive service ("" when none:
+    docs/ha.rst), and when (time.monotonic()) the reading ended."""
 
     packages: list[Package]
     size: int
     server_time: float
+    active: str = ""
     read_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -85,7 +87,8 @@ class QueueFeed:
 
     async def read(self) -> Snapshot:
         packages, now = await self.queue.listing(self.rows)
-        return Snapshot(packages, await self.queue.size(), now)
+        size, active = await self.queue.size(), await self.queue.active_service()
+        return Snapshot(packages, size, now, active)
 
     async def _follow(self, signals: Signals, snapshot: Snapshot, sink: Sink) -> None:
         while True:

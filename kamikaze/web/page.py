@@ -83,6 +83,7 @@ class PageState:
             "lost_since": self.lost_since,
             "server_time": self.server_now(),
             "size": None if last is None else last.size,
+            "active": None if last is None or not last.active else last.active,
             "packages": [] if last is None else [self._row(p) for p in last.packages],
         }
         if timeline:

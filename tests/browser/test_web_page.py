@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import struct
 import threading
 import time
@@ -131,6 +132,27 @@ def test_the_page_follows_pushes_removes_and_expiries_without_a_reload(
     assert before - 2.0 < after < before - 0.5, (before, after)
     assert float(bar_after.rstrip("%")) < float(bar_before.rstrip("%")), (bar_before, bar_after)
     assert page.evaluate("window.sameDocument") is True  # never reloaded
+
+
+def test_the_header_names_the_active_exclusive_service(
+    start_web: Callable[..., WebProcess], open_page: OpenPage, env: dict[str, str]
+) -> None:
+    page = open_page(start_web().url).page
+    expect(page.locator("#size")).to_have_text("0 packages")
+    expect(page.locator("#active-service")).to_be_hidden()
+    service = Service(
+        "service", "example_consumer.consumer.blocking_consumer_func", "--exclusive", env=env
+    )
+    try:
+        service.expect("active now, term")
+        expect(page.locator("#active-service")).to_be_visible(timeout=WITHIN)
+        expect(page.locator("#active")).to_have_text(
+            re.compile(rf":{service.process.pid}, term \d+$")
+        )
+        assert service.stop(signal.SIGTERM)[0] == 0
+        expect(page.locator("#active-service")).to_be_hidden(timeout=WITHIN)
+    finally:
+        service.kill()
 
 
 def test_the_timeline_has_one_band_per_top_in_order(

@@ -115,11 +115,14 @@ def check_grants(admins: Iterable[redis.Redis], rules: list[str], unused: set[st
 def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[str]:
     """Every command that talks to Redis, as a user runs it (watch piped);
     returns their names."""
-    service = Service("service", CONSUMER, env=env)
+    service = Service("service", CONSUMER, "--exclusive", env=env)  # what its lease needs too
     watch = Service("watch", env=env)
     services += [service, watch]
     service.expect("Queue is empty", timeout=15)
     watch.expect(" 0 packages", timeout=15)
+    standby = Service("service", CONSUMER, "--exclusive", env=env)  # sees the lease held
+    services.append(standby)
+    standby.expect("watching")
 
     def ok(*args: str, stdin: str | None = None) -> str:
         result = run(*args, env=env, stdin=stdin)
@@ -144,7 +147,7 @@ def run_every_command(env: Mapping[str, str], services: list[Service]) -> set[st
     service.expect("Queue is empty")
     watch.expect(" 0 packages")
     exercise_web(env, services)
-    for process in (service, watch):
+    for process in (service, watch, standby):
         assert process.stop(signal.SIGTERM)[0] == 0
     return {"service", "watch", "push", "list", "remove", "clear", "web"}
 

@@ -114,6 +114,20 @@ async def test_a_signal_that_came_before_a_read_is_not_taken_for_news(
     assert queue.signalled(reading, [f"new_message {reading.seq + 2}".encode()]) is None
 
 
+async def test_the_lease_news_of_exclusive_services_costs_no_read(
+    queue: Queue, settings: Settings
+) -> None:
+    """docs/ha.rst: the lease's messages share the queue's channel; they do
+    not change the queue, so a follower reads nothing for them."""
+    await queue.push("new", 60, 1)
+    reading = await queue.read_top()
+    lease_news = [b"kamikaze-lease active 7 host:12:ab", b"kamikaze-lease released 7"]
+    assert queue.signalled(reading, lease_news) is reading
+    following = f"new_message {reading.seq + 1} 1 0 2 1.5:next".encode()
+    told = queue.signalled(reading, [lease_news[0], following, lease_news[1]])
+    assert told is not None and told.top is not None and told.top.payload == "next"
+
+
 async def test_the_calls_keep_two_keys_however_many_writes(
     queue: Queue, redis: Any, settings: Settings
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ import redis
 
 from kamikaze.queue import Queue
 from kamikaze.settings import Settings
-from tests.integration.processes import kamikaze_env, run
+from tests.integration.processes import Service, kamikaze_env, run
 from tests.servers import RedisServer, free_port, server_binaries
 from tests.webpage import WebProcess, token_file
 
@@ -84,6 +85,28 @@ async def test_the_state_follows_cli_pushes_and_removes(
     assert [band["payload"] for band in current["timeline"]["bands"]] == ["later", "now"]
     assert run("remove", "now", env=env).returncode == 0
     await state_where(http, web, lambda s: payloads(s) == ["later"])
+
+
+async def test_the_state_names_the_active_exclusive_service_and_its_term(
+    start_web: Any, env: dict[str, str], http: aiohttp.ClientSession
+) -> None:
+    """docs/ha.rst: the web page shows which exclusive service is active."""
+    web = start_web()
+    current = await state_where(http, web, lambda s: s["redis"] == "connected")
+    assert current["active"] is None
+    service = Service(
+        "service", "example_consumer.consumer.blocking_consumer_func", "--exclusive", env=env
+    )
+    try:
+        service.expect("active now, term")
+        current = await state_where(http, web, lambda s: s["active"] is not None)
+        host, pid = current["active"].split(",")[0].rsplit(":", 1)
+        assert int(pid) == service.process.pid and host, current["active"]
+        assert re.fullmatch(r".+:\d+, term [1-9]\d*", current["active"])
+        assert service.stop(signal.SIGTERM)[0] == 0  # it gives the lease up, and says so
+        await state_where(http, web, lambda s: s["active"] is None)
+    finally:
+        service.kill()
 
 
 async def test_the_page_and_its_files_carry_a_strict_content_security_policy(

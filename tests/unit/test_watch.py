@@ -32,12 +32,13 @@ class FakeQueue:
 
     def __init__(self, packages: list[Package] | None = None) -> None:
         self.packages = packages or []
+        self.active = ""  # the active exclusive service, as Queue.active_service() says it
         self.limits: list[int] = []
         self.signals: asyncio.Queue[object] = asyncio.Queue()
 
     async def fetch(self, limit: int) -> Snapshot:
         self.limits.append(limit)
-        return self.packages[:limit], len(self.packages), NOW
+        return self.packages[:limit], len(self.packages), NOW, self.active
 
     async def changes(self) -> AsyncIterator[None]:
         while await self.signals.get() is not END:
@@ -277,6 +278,28 @@ async def test_terminal_header_count_and_highlighted_top_row() -> None:
     assert "kamikaze watch  2 packages  2026-11-28T00:15:00Z  (q to quit)" in frame
     assert re.search(rf"\n{re.escape(REVERSE)}1\.0 +top ", frame)
     assert "next" in frame
+
+
+async def test_both_modes_show_the_active_exclusive_service() -> None:
+    """docs/ha.rst: watch shows which service is active, and a change of it."""
+    queue, out = FakeQueue([package("a", 1)]), io.StringIO()
+    queue.active = "host-a:41, term 3"
+    task = start(queue, out, interactive=False)
+    await until(lambda: len(queue.limits) == 1)
+    queue.active = "host-b:42, term 4"
+    queue.signal()
+    queue.end()
+    await asyncio.wait_for(task, 2)
+    headers = [shot.split("\n")[0] for shot in out.getvalue().split("\n\n")]
+    assert headers == [
+        "# 2026-11-28T00:15:00Z 1 package (active: host-a:41, term 3)",
+        "# 2026-11-28T00:15:00Z 1 package (active: host-b:42, term 4)",
+    ]
+    screen, terminal = FakeQueue([package("a", 1)]), io.StringIO()
+    screen.active = "host-b:42, term 4"
+    screen.end()
+    await asyncio.wait_for(start(screen, terminal, interactive=True), 2)
+    assert "(q to quit)  active: host-b:42" in frames(terminal)[0]  # clipped to the width
 
 
 async def test_terminal_fetches_what_fits() -> None:

@@ -20,6 +20,8 @@
   const ui = {
     queue: $("queue"),
     size: $("size"),
+    activeService: $("active-service"),
+    active: $("active"),
     address: $("address"),
     clock: $("clock"),
     banner: $("banner"),
@@ -94,6 +96,9 @@
     } else {
       ui.size.textContent = state.size + (state.size === 1 ? " package" : " packages");
     }
+    // The exclusive service that calls its consumer, and its term (docs/ha.rst).
+    ui.activeService.hidden = !state.active;
+    ui.active.textContent = state.active || "";
   }
 
   function drawBanner() {
