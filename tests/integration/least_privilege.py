@@ -230,6 +230,7 @@ async def call_every_queue_method(
         listed, _ = await queue.listing(limit=1)
         assert [p.payload for p in listed] == ["b"]
         assert await queue.server_time() > 0
+        assert await queue.active_service() == ""  # no exclusive service here
         assert await queue.size() == 2
         admin.zadd(key, {f"{FAR}:old": 4, f"{FAR}:older": 5})  # 0.1.x: in no index
         # A call's outcome past its minute: the next write forgets it (HDEL).

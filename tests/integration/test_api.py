@@ -45,8 +45,13 @@ async def test_watch_yields_the_top_and_each_change(settings: Settings) -> None:
                 for payload in ("first", "below"):
                     await producer.remove(payload)
                 seen.append(_payload(await anext(changes)))
+                if seen[-1] == "below":  # its moment as the top was seen: fine too
+                    seen.append(_payload(await anext(changes)))
             await changes.aclose()
-    assert seen == ["first", "urgent", "brief", "urgent", "first", None]
+    assert seen in (
+        ["first", "urgent", "brief", "urgent", "first", None],
+        ["first", "urgent", "brief", "urgent", "first", "below", None],
+    )
 
 
 def _payload(package: Package | None) -> str | None:
