@@ -7,6 +7,7 @@ Covers: kamikaze/connections.py (Sentinel), kamikaze/follower.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -292,3 +293,52 @@ def test_the_service_follows_a_failover_without_losing_packages(
     index = {line: number for number, line in enumerate(service.lines)}
     assert index[lost[0]] < index[back[0]] < index["Consuming 'B' (priority 1.0)"]
     assert "Traceback" not in "\n".join(service.lines)
+
+
+def first_to_print(candidates: list[Service], text: str, timeout: float) -> tuple[Service, str]:
+    """The service among `candidates` that prints a line with `text` first, and the line."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for service in candidates:
+            with contextlib.suppress(AssertionError):
+                return service, service.expect(text, timeout=0.05)
+    raise AssertionError(f"no service printed {text!r} in {timeout} s")
+
+
+def test_exclusive_services_elect_a_new_term_after_a_failover(services: list[Service]) -> None:
+    """docs/ha.rst, Sentinel: the lease lives in the master's data and is
+    re-acquired, not carried over: the active service steps down when the
+    master goes; after the failover one service takes a term above the one
+    before and calls its consumer; the other calls nothing."""
+    key = "exclusive-failover"
+    with SentinelSet(MASTER) as topology:
+        env = sentinel_env(topology, key)
+        pair = [Service("service", CONSUMER, "--exclusive", env=env) for _ in range(2)]
+        services.extend(pair)
+        assert run("push", "A", "300", "5", env=env).returncode == 0
+        active, line = first_to_print(pair, "active now, term ", timeout=15)
+        term = int(line.rsplit(" ", 1)[1])
+        active.expect("Consuming 'A'")
+        assert topology.kill_master() is not None
+        assert run_until_accepted(env, "push", "B", "300", "1")
+        elected, line = first_to_print(pair, "active now, term ", timeout=40)
+        assert int(line.rsplit(" ", 1)[1]) > term
+        elected.expect("Consuming 'B' (priority 1.0)", timeout=10)
+        time.sleep(1.0)  # the other one had time to call, were it active
+        for service in pair:
+            assert service.stop(signal.SIGTERM)[0] == 0
+        outputs = {service: "\n".join(service.all_lines()) for service in pair}
+    (other,) = [service for service in pair if service is not elected]
+    after_failover = outputs[other].split("standby now")[-1]
+    assert "Consuming 'B'" not in after_failover, outputs[other]
+    assert "Traceback" not in "".join(outputs.values())
+
+
+def run_until_accepted(env: dict[str, str], *args: str, timeout: float = 45.0) -> bool:
+    """Run a command until it exits 0 (while Sentinel names no reachable master, 1)."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if run(*args, env=env).returncode == 0:
+            return True
+        time.sleep(0.05)
+    return False
