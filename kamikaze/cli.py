@@ -317,6 +317,9 @@ def service(
         log.debug("consumer error", exc_info=True)
         raise click.UsageError(str(exc)) from None
     runner = Runner(consumer, [decode_arg(arg) for arg in consumer_args], kwargs)
+    given = click.get_current_context().get_parameter_source("lease")
+    if not exclusive and given is click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("--lease is for exclusive services: add --exclusive")
     if metrics_port is not None:
         require_metrics()
 

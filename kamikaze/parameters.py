@@ -79,6 +79,16 @@ def positive(text: str) -> float:
     return number
 
 
+def between(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        number = finite(text)
+        if not low <= number <= high:
+            raise ValueError(f"{quoted(text)} is not from {low:g} to {high:g}")
+        return number
+
+    return parse
+
+
 def ttl(text: str) -> float:
     """A TTL: finite, > 0, and no expire time past year 9999 (by this clock)."""
     seconds = positive(text)
@@ -178,6 +188,8 @@ TEXT = Kind("text", str)
 NUMBER = Kind("number", finite)
 POSITIVE = Kind("positive number", positive)
 TTL = Kind("ttl", ttl)
+# A lease shorter than 0.2 s would be mostly its 50 ms safety margin (docs/ha.rst).
+LEASE = Kind("lease", between(0.2, 3600))
 PORT = Kind("port", whole(1, 65535))
 LISTEN_PORT = Kind("port or 0", whole(0, 65535))
 BATCH = Kind("batch size", whole(1, 100_000))
@@ -490,13 +502,13 @@ COMMANDS = {
                 ),
                 Param(
                     "lease",
-                    POSITIVE,
+                    LEASE,
                     "--lease",
                     default=0.8,
                     env="KAMIKAZE_LEASE",
                     metavar="SECONDS",
-                    help="With --exclusive: the lease's length, about how long a standby takes "
-                    "to take over from a service that died.",
+                    help="With --exclusive: the lease's length, 0.2 to 3600 (about how long a "
+                    "standby takes to take over from a service that died).",
                 ),
                 Param(
                     "metrics_host",

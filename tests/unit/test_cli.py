@@ -668,3 +668,33 @@ def test_a_consumer_given_as_a_file_suggests_the_dotted_form(
     assert result.exit_code == 2
     line = error_line(result)
     assert f"{path!r}" in line and dotted in line
+
+
+CONSUMER = "example_consumer.consumer.blocking_consumer_func"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("0", "'0' is not from 0.2 to 3600"),
+        ("0.1", "'0.1' is not from 0.2 to 3600"),
+        ("5000", "'5000' is not from 0.2 to 3600"),
+        ("nan", "'nan' is not a finite number"),
+        ("1e400", "'1e400' is not a finite number"),
+        ("soon", "'soon' is not a number"),
+    ],
+)
+def test_a_lease_out_of_range_is_exit_2_and_one_line(value: str, why: str) -> None:
+    """docs/ha.rst: below 0.2 s a lease would be mostly its safety margin."""
+    result = invoke(["service", CONSUMER, "--exclusive", "--lease", value])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == f"Error: Invalid value for '--lease': {why}"
+
+
+def test_a_lease_without_exclusive_is_exit_2() -> None:
+    result = invoke(["service", CONSUMER, "--lease", "1"])
+    assert result.exit_code == 2
+    assert (
+        result.output.splitlines()[-1]
+        == "Error: --lease is for exclusive services: add --exclusive"
+    )
