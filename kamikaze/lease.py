@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kamikaze.signals import Signals
+from kamikaze.signals import Outage, Signals
 
 if TYPE_CHECKING:
     from kamikaze.queue import Queue
@@ -57,6 +57,7 @@ class Lease:
         self.free_at = time.monotonic() + length  # no earlier holder's lease is valid after
         self.holder = ""  # the holder's owner id, when known
         self._expiry: asyncio.TimerHandle | None = None
+        self._outage = Outage("the lease", quiet=True)
 
     @property
     def active(self) -> bool:
@@ -99,27 +100,31 @@ class Lease:
     async def run(self) -> None:
         """Keep the lease, or wait for it, until cancelled; rides out Redis
         outages (as standby); releases the lease when cancelled."""
-        from kamikaze.signals import Outage
-
-        outage = Outage("the lease", quiet=True)
+        outage = self._outage
         while True:
             queue = self.connect()
             signals = Signals(queue.redis, queue.key)
             try:
-                async with outage.attempt(signals, queue.redis):
+                async with outage.attempt(signals, queue.redis, on_lost=self._refused):
                     await signals.subscribe()
-                    outage.back()
                     try:
                         await self._keep(queue, signals)
                     except asyncio.CancelledError:
                         await self._release(queue)
                         raise
                     except Exception as exc:
-                        signals.abandon(exc)  # the followers' link too, at once
+                        if is_link_failure(exc):
+                            signals.abandon(exc)  # the followers' link too, at once
                         raise
             finally:
                 self.stop_being_active("Redis was lost")
             await outage.pause()
+
+    def _refused(self, exc: BaseException) -> None:
+        """Once an outage of the lease begins: Redis refusing it (a key of
+        another kind, say) is said; a lost link the follower says already."""
+        if not is_link_failure(exc):
+            log.error("cannot take or keep the lease (%s); standby until it can", exc)
 
     async def _keep(self, queue: Queue, signals: Signals) -> None:
         script = queue._script("lease")
@@ -136,6 +141,7 @@ class Lease:
             held, holder_term, remaining, holder = await asyncio.wait_for(
                 script(keys=keys, args=[op, self.owner, length_ms, term]), self.length / 4
             )
+            self._outage.back()  # a reply: what failed before works again
             self._seen(int(holder_term), int(remaining), holder)
             if op == "renew":
                 if int(held):
@@ -190,3 +196,10 @@ def on_resume(lease: Lease) -> Callable[[], None]:
         signal.signal(signal.SIGCONT, previous)
 
     return restore
+
+
+def is_link_failure(exc: BaseException) -> bool:
+    """The connection failed or froze (no reply in time), as opposed to Redis refusing."""
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return isinstance(exc, ConnectionError | TimeoutError | OSError | asyncio.TimeoutError)

@@ -10,11 +10,27 @@
 -- none), the lease's remaining ms, the holder's owner id ('' when none)}.
 local queue, lease, terms = KEYS[1], KEYS[2], KEYS[3]
 local op, owner, length, term = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+-- Someone else's data under our names is refused, never overwritten.
+for _, key in ipairs({lease, terms}) do
+  local kind = redis.call('TYPE', key).ok
+  if kind ~= 'none' and kind ~= 'string' then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' is not a string (it is a ' .. kind
+      .. '); nothing was changed')
+  end
+end
 local held = redis.call('GET', lease)
 local held_term, held_owner = 0, ''
 if held then
   local space = string.find(held, ' ', 1, true)
-  held_term, held_owner = tonumber(string.sub(held, 1, space - 1)), string.sub(held, space + 1)
+  held_term = space and tonumber(string.sub(held, 1, space - 1))
+  if not held_term or redis.call('PTTL', lease) < 0 then
+    return redis.error_reply('the lease ' .. lease .. ' is not ours (not "TERM OWNER" with an '
+      .. 'expiry): delete it to let a service take it; nothing was changed')
+  end
+  held_owner = string.sub(held, space + 1)
+end
+if redis.call('GET', terms) and not tonumber(redis.call('GET', terms)) then
+  return redis.error_reply('the term counter ' .. terms .. ' is not a number: nothing was changed')
 end
 local mine = held and held_owner == owner and (op == 'acquire' or held_term == term)
 if op == 'release' then

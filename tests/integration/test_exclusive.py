@@ -311,3 +311,39 @@ def test_health_says_active_or_standby_with_the_term(fleet: Fleet) -> None:
     assert roles[active]["role"] == "active" and int(str(roles[active]["term"])) >= 1
     standby = [roles[s] for s in roles if s != active]
     assert all(r["role"] == "standby" and r["term"] == 0 for r in standby), roles
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("lease", {"a": "b"}, "WRONGTYPE {exclusive}:lease is not a string (it is a hash)"),
+        ("lease", "no-expiry", "the lease {exclusive}:lease is not ours"),
+        ("terms", "many", "the term counter {exclusive}:term is not a number"),
+    ],
+)
+def test_someone_elses_value_under_the_lease_keys_is_refused_once_and_left(
+    tmp_path: Path, key: str, value: object, said: str
+) -> None:
+    """docs/data.rst: never overwritten; one line; standby until it is deleted."""
+    server = RedisServer(own_server_binary()).start()
+    name = getattr(QueueKeys(KEY), key)
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.hset(name, mapping=value) if isinstance(value, dict) else admin.set(name, value)
+            env = kamikaze_env(f"redis://127.0.0.1:{server.port}/0", KEY)
+            service = Service("service", "example_consumer.consumer.blocking_consumer_func",
+                              "--exclusive", "--lease", "0.3", env=env)  # fmt: skip
+            try:
+                service.expect(said)
+                time.sleep(1.5)  # retried meanwhile, with backoff: not said again
+                admin.delete(name)
+                service.expect("active now, term 1", timeout=10)
+                service.expect("Queue is empty")
+                assert service.stop(signal.SIGTERM)[0] == 0
+            finally:
+                service.kill()
+            lines = service.all_lines()
+            assert sum("cannot take or keep the lease" in line for line in lines) == 1, lines
+            assert not any("lost Redis" in line for line in lines), lines  # the follower held
+    finally:
+        server.remove()
