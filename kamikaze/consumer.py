@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import importlib.machinery
 import importlib.util
 import inspect
@@ -168,7 +169,10 @@ class Runner:
         log.debug("calling consumer with %r", package)
         started = time.perf_counter()
         try:
-            result = self.consumer(package, *self.args, **self.kwargs)
+            if lease is not None and not inspect.iscoroutinefunction(self.consumer):
+                result = await self._in_thread(package)
+            else:
+                result = self.consumer(package, *self.args, **self.kwargs)
         except (Exception, SystemExit):
             log.exception("consumer raised on %r", package)
             self._observe(started, failed=True)
@@ -178,6 +182,25 @@ class Runner:
             self.task = asyncio.ensure_future(self._contained(result, package, started))
         else:
             self._observe(started, failed=False)
+
+    async def _in_thread(self, package: Package | None) -> Any:
+        """Call a plain consumer of an exclusive service in a thread, so that the
+        event loop renews the lease meanwhile (docs/ha.rst). A plain call
+        cannot be cut short: a cancellation waits for it to return, then
+        goes on."""
+        call = functools.partial(self.consumer, package, *self.args, **self.kwargs)
+        future = asyncio.get_running_loop().run_in_executor(
+            None, contextvars.copy_context().run, call
+        )
+        cancelled = False
+        while not future.done():
+            try:
+                await asyncio.wait({future})
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        return future.result()
 
     def _observe(self, started: float, failed: bool) -> None:
         if self.metrics is not None:

@@ -347,3 +347,41 @@ def test_someone_elses_value_under_the_lease_keys_is_refused_once_and_left(
             assert not any("lost Redis" in line for line in lines), lines  # the follower held
     finally:
         server.remove()
+
+
+SLOW_CONSUMER = """
+import time
+
+def slow(package):
+    print(f"called with {package.payload if package else None}", flush=True)
+    time.sleep(2.0)  # plain, blocking code: longer than the lease
+    print("done", flush=True)
+"""
+
+
+def test_a_plain_consumer_longer_than_the_lease_keeps_it(tmp_path: Path) -> None:
+    """docs/ha.rst: a plain consumer runs in a thread, so the lease is renewed
+    during a call: before, a call longer than the lease lost it, and each new
+    term called the consumer with the same top again, without end."""
+    (tmp_path / "slow.py").write_text(SLOW_CONSUMER)
+    server = RedisServer(own_server_binary()).start()
+    try:
+        env = kamikaze_env(f"redis://127.0.0.1:{server.port}/0", KEY)
+        with redis.Redis(port=server.port) as admin:
+            admin.zadd(KEY, {f"{time.time() + 600!r}:the-top": 1})
+        service = Service(
+            "service", "slow.slow", "--exclusive", "--lease", "0.3", env=env, cwd=tmp_path
+        )
+        try:
+            service.expect("active now, term 1")
+            service.expect("called with the-top")
+            service.expect("done", timeout=5)
+            time.sleep(1.0)  # a repeat would come now
+            assert service.stop(signal.SIGTERM)[0] == 0
+        finally:
+            service.kill()
+        lines = service.all_lines()
+        assert sum(line.startswith("called with") for line in lines) == 1, lines
+        assert not any("standby now (term 1 ended: its renewal" in line for line in lines), lines
+    finally:
+        server.remove()
