@@ -447,3 +447,41 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     assert result.returncode == 0, output
     # Bad values are only warnings ("Failed to parse ..., ignoring"): none allowed.
     assert [line for line in output.splitlines() if "kamikaze@" in line] == []
+
+
+class _PythonBlocks(HTMLParser):
+    """The text of each Python code block of a built page, as a reader copies it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[str] = []
+        self._depth = 0  # inside a highlight-python div: its nesting depth
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "div" and self._depth:
+            self._depth += 1
+        elif tag == "div" and any(c in ("highlight-python", "highlight-python3") for c in classes):
+            self._depth = 1
+            self.blocks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.blocks[-1] += data
+
+
+def test_every_python_block_of_the_site_compiles_as_copied(built: Path) -> None:
+    """Copied from the page, not from the source: a block whose options and
+    code were indented differently kept a leading space on every line."""
+    for name in pages():
+        parser = _PythonBlocks()
+        parser.feed((built / f"{name}.html").read_text(encoding="utf-8"))
+        for block in parser.blocks:
+            try:
+                compile(block, f"{name}.html", "exec")
+            except SyntaxError as exc:
+                raise AssertionError(f"{name}.html: {exc}\n{block}") from None
