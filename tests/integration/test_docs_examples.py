@@ -19,6 +19,7 @@ import pty
 import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def world() -> Iterator[World]:
         if leftover.exists():  # the service stops the server; this is for a failed test
             with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(leftover.read_text().split()[0]), signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)  # not a kd-* folder per example left behind
 
 
 def prints_after(all_blocks: list[Block], at: int) -> str:
