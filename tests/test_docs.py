@@ -485,3 +485,24 @@ def test_every_python_block_of_the_site_compiles_as_copied(built: Path) -> None:
                 compile(block, f"{name}.html", "exec")
             except SyntaxError as exc:
                 raise AssertionError(f"{name}.html: {exc}\n{block}") from None
+
+
+def test_every_install_command_of_an_extra_installs_this_version_or_fails() -> None:
+    """docs/install.rst: the index's `kamikaze` is 0.1.1 (2014); a command we
+    print or show carries this version as its floor, which 0.1.1 does not meet."""
+    from packaging.requirements import Requirement
+
+    from kamikaze import __version__, install_command
+
+    command = install_command("web")
+    requirement = Requirement(command.split("'")[1])
+    assert requirement.name == "kamikaze" and requirement.extras == {"web"}
+    assert not requirement.specifier.contains("0.1.1", prereleases=True)
+    assert requirement.specifier.contains(__version__, prereleases=True)
+    texts = {path: path.read_text(encoding="utf-8") for path in [README, *DOCS.glob("*.rst")]}
+    texts |= {path: path.read_text() for path in (ROOT / "kamikaze").rglob("*.py")}
+    texts |= {path: path.read_text() for path in (ROOT / "contrib").iterdir()}
+    for path, text in texts.items():
+        for found in re.findall(r"pip\s+install\s+'?\"?(kamikaze\[[^\s'\"]*)", text):
+            if found != "kamikaze[{extra}]>={__version__}":  # install_command itself
+                assert found.endswith(f">={__version__}"), f"{path.name}: {found} may install 0.1.1"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kamikaze import __version__
 from tests.unit.test_cli import invoke
 
 TOKEN = "a-token-long-enough-0123"
@@ -113,7 +114,7 @@ def test_without_aiohttp_it_says_which_extra_to_install(
     )
     code, output = web(port=no_redis_port)
     assert code == 2
-    assert "pip install 'kamikaze[web]'" in one_error_line(output)
+    assert f"pip install 'kamikaze[web]>={__version__}'" in one_error_line(output)
 
 
 def test_embedded_without_a_running_server_is_exit_1(tmp_path: Path, no_redis_port: int) -> None:
