@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
+import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -141,3 +144,41 @@ def test_the_release_is_the_real_one(zero_one: ZeroOne) -> None:
     )
     version, path = done.stdout.split()
     assert version == "0.1.1" and ".venv-0.1.1" in path and Path(path).exists()
+
+
+def test_the_upgrade_page_walked_forward_and_back(
+    queue: Queue, zero_one: ZeroOne, env: dict[str, str], server: RedisServer
+) -> None:
+    """docs/upgrade.rst, step by step: a queue 0.1.1 filled, our service
+    started on it, both side by side, then back to 0.1.x with the page's DEL."""
+    from tests.integration.processes import Service
+
+    zero_one.push("theirs-urgent", 600, 1)
+    zero_one.push("theirs-later", 600, 5)
+    service = Service("service", "example_consumer.consumer.blocking_consumer_func", env=env)
+    try:
+        service.expect("Consuming 'theirs-urgent' (priority 1.0)")  # step 2: the current top
+        assert run("remove", "theirs-urgent", env=env).returncode == 0  # before any reconcile
+        service.expect("Consuming 'theirs-later' (priority 5.0)")
+        zero_one.push("theirs-new", 600, 3)  # step 4: 0.1.x producers, this service
+        service.expect("Consuming 'theirs-new' (priority 3.0)")
+        assert run("push", "ours", "600", "2", env=env).returncode == 0
+        service.expect("Consuming 'ours' (priority 2.0)")
+        assert payloads(zero_one.list()) == ["ours", "theirs-new", "theirs-later"]
+        assert service.stop(signal.SIGTERM)[0] == 0  # step 5: going back
+    finally:
+        service.kill()
+    page = (Path(__file__).parents[2] / "docs" / "upgrade.rst").read_text()
+    (command,) = [line.strip() for line in page.splitlines() if "redis-cli DEL" in line]
+    args = shlex.split(command)
+    subprocess.run([args[0], "-p", str(server.port), *args[1:]], check=True, capture_output=True)
+    assert [key.decode() for key in all_keys(server)] == [KEY]  # nothing of ours is left
+    zero_one.remove("ours")
+    assert payloads(zero_one.list()) == ["theirs-new", "theirs-later"]
+
+
+def all_keys(server: RedisServer) -> list[bytes]:
+    import redis
+
+    with redis.Redis(port=server.port) as admin:
+        return sorted(admin.keys("*"))
