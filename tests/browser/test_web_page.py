@@ -155,6 +155,24 @@ def test_the_header_names_the_active_exclusive_service(
         service.kill()
 
 
+def test_the_timeline_opens_on_the_span_that_holds_the_data(
+    start_web: Callable[..., WebProcess], open_page: OpenPage
+) -> None:
+    """A process that started seconds ago has a minute to show, not an hour
+    of grey with a sliver of band; a click still chooses."""
+    page = open_page(start_web().url).page
+    expect(page.locator("#zoom button[data-seconds='60']")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(page.locator("#zoom button[data-seconds='3600']")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+    page.locator("#zoom button[data-seconds='3600']").click()
+    expect(page.locator("#zoom button[data-seconds='3600']")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+
+
 def test_the_timeline_has_one_band_per_top_in_order(
     start_web: Callable[..., WebProcess],
     open_page: OpenPage,

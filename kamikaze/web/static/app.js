@@ -15,6 +15,7 @@
   const REBASE_PX = 1e6;
   const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
   let windowSeconds = 3600; // how much of the timeline is shown: the zoom buttons
+  let zoomChosen = false; // the page opens on the shortest span that holds the data
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -419,6 +420,13 @@
     state = JSON.parse(event.data);
     receivedAt = performance.now();
     mergeBands(state.timeline);
+    if (!zoomChosen) {
+      zoomChosen = true;
+      const kept = state.server_time - state.timeline.since; // how long the process has watched
+      const spans = Array.from(ui.zoom.querySelectorAll("button"), (b) => Number(b.dataset.seconds));
+      const fits = spans.filter((seconds) => seconds >= kept);
+      chooseWindow(fits.length ? Math.min(...fits) : Math.max(...spans));
+    }
     ui.writes.hidden = !state.writes;
     drawHeader();
     drawBanner();
@@ -447,7 +455,10 @@
     if (state !== null) slideTimeline();
   });
   for (const button of ui.zoom.querySelectorAll("button")) {
-    button.addEventListener("click", () => chooseWindow(Number(button.dataset.seconds)));
+    button.addEventListener("click", () => {
+      zoomChosen = true;
+      chooseWindow(Number(button.dataset.seconds));
+    });
   }
   chooseWindow(windowSeconds);
   streamOpen = true;
