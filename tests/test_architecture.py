@@ -22,7 +22,8 @@ LAYERS: list[set[str]] = [
     {"connections", "metrics", "consumer", "report"},  # topologies; Prometheus; consumers;
     # what the commands say
     {"settings", "signals", "wire"},  # the declared options; change signals; a light client
-    {"environment", "operations"},  # options in KAMIKAZE_* variables; steps, sans I/O
+    {"environment", "operations", "idle"},  # options in KAMIKAZE_* variables; steps, sans I/O;
+    # the embedded server's idle stop
     {"follower"},  # following the top
     {"queue"},  # the Python API
     {"sync", "sweep", "watch", "lease"},  # over the queue; exclusive services' lease

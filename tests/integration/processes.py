@@ -18,6 +18,8 @@ def kamikaze_env(url: str, key: str, extra: Mapping[str, str] | None = None) -> 
     # KAMIKAZE_FULL_CLI (the path a one-shot command takes) is the test's choice.
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMIKAZE_") or k == FULL_CLI}
     env.update({"KAMIKAZE_REDIS_URL": url, "KAMIKAZE_KEY": key, "PYTHONUNBUFFERED": "1"})
+    # An embedded server a command started stops soon after a test (docs/operations.rst).
+    env["KAMIKAZE_EMBEDDED_IDLE_TIMEOUT"] = "5"
     env.update(extra or {})
     return env
 

@@ -16,6 +16,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from kamikaze.embedded import _alive
 from tests.integration.processes import Service, run
 
 CONSUMER = "example_consumer.consumer.blocking_consumer_func"
@@ -140,6 +142,7 @@ def kz(tmp_path: Path) -> Iterator[Embedded]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMIKAZE_")}
     env.update(
         {
+            "KAMIKAZE_EMBEDDED_IDLE_TIMEOUT": "5",  # what a command starts stops soon
             "KAMIKAZE_EMBEDDED_RUNTIME_DIR": str(root / "run"),
             "KAMIKAZE_EMBEDDED_DATA_DIR": str(root / "data"),
             "XDG_RUNTIME_DIR": str(xdg / "runtime"),
@@ -275,26 +278,72 @@ def test_recovery_from_kill_9_of_the_server(kz: Embedded) -> None:
 
 
 @pytest.mark.parametrize("state", ["fresh", "stale"])
-def test_commands_without_a_server_say_how_to_start_one(kz: Embedded, state: str) -> None:
+def test_commands_without_a_service_start_the_server_which_stops_when_unused(
+    kz: Embedded, state: str
+) -> None:
+    """Issue 25.1: no service needed; the data survives the idle stop."""
     if state == "stale":  # a killed server's dead socket and pid file
         kz.runtime.mkdir(mode=0o700)
         with socket.socket(socket.AF_UNIX) as dead:
             dead.bind(str(kz.socket))
         kz.pidfile.write_text("999999\n")
+    kz.env["KAMIKAZE_EMBEDDED_IDLE_TIMEOUT"] = "1"
     with_env = {**kz.env, "KAMIKAZE_EMBEDDED": "1"}
     for args, env in (
-        (["push", "x", "10", "1", "--embedded"], kz.env),
+        (["push", "x", "100", "1", "--embedded"], kz.env),
+        (["push", "y", "100", "2", "--embedded"], kz.env),
         (["remove", "x", "--embedded"], kz.env),
         (["list"], with_env),
     ):
         result = run(*args, env=env)
-        assert result.returncode == 1, (args, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, (args, result.stderr)
-        assert "no embedded server is running" in lines[0]
-        assert "'kamikaze service" in lines[0]
-        assert result.stdout == ""
-    assert servers_on(kz.socket) == set()
+        assert result.returncode == 0, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert result.stdout.split("\t")[1] == "y"
+    (pid,) = servers_on(kz.socket)  # one server
+    wait_until(lambda: servers_on(kz.socket) == set(), "the idle server stopped", timeout=10)
+    assert not _alive(pid)
+    assert kz.listed() == ["y"]  # started again, with its data
+    wait_until(lambda: servers_on(kz.socket) == set(), "stopped again", timeout=10)
+
+
+def test_racing_first_commands_start_one_server(kz: Embedded) -> None:
+    env = {**kz.env, "KAMIKAZE_EMBEDDED": "1", "KAMIKAZE_EMBEDDED_IDLE_TIMEOUT": "3"}
+    commands = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kamikaze", "push", f"p{i}", "100", str(i)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
+    assert [command.wait(timeout=30) for command in commands] == [0] * 6
+    assert len(servers_on(kz.socket)) == 1
+    assert len(kz.listed()) == 6
+    wait_until(lambda: servers_on(kz.socket) == set(), "the idle server stopped", timeout=15)
+
+
+def test_a_watch_keeps_the_server_that_a_command_started(kz: Embedded) -> None:
+    kz.env["KAMIKAZE_EMBEDDED_IDLE_TIMEOUT"] = "0.5"
+    watch = Service("watch", "--embedded", env=kz.env, cwd=kz.cwd)
+    try:
+        watch.expect(" 0 packages", timeout=15)
+        time.sleep(2.0)  # four idle timeouts: a connected watch is a use
+        assert servers_on(kz.socket) != set()
+        kz.push("seen", "--embedded")
+        watch.expect(" 1 package")
+    finally:
+        watch.stop(signal.SIGTERM)
+    wait_until(lambda: servers_on(kz.socket) == set(), "stopped once unused", timeout=10)
+
+
+def test_the_server_of_a_service_killed_with_9_stops_once_unused(kz: Embedded) -> None:
+    """No orphan runs for ever: its keeper stops it once no service is left."""
+    kz.env["KAMIKAZE_EMBEDDED_IDLE_TIMEOUT"] = "1"
+    service = kz.start()
+    server = kz.server_pid()
+    service.kill()
+    wait_until(lambda: not _alive(server), "the orphan stopped", timeout=15)
 
 
 @pytest.mark.parametrize(
@@ -498,5 +547,21 @@ def test_the_commands_say_that_a_running_service_is_starting_the_server(kz: Embe
     code, _ = service.stop(signal.SIGTERM)
     assert code == 0
     result = kz.run("push", "y", "10", "1", "--embedded")
-    assert result.returncode == 1
-    assert "no embedded server is running" in result.stderr
+    assert result.returncode == 0, result.stderr  # started on demand, once the service left
+
+
+def test_the_python_api_starts_the_server_or_raises_the_clis_line(kz: Embedded) -> None:
+    """Issue 25.1: before, about 60 lines of traceback ending in a ConnectionError."""
+    from kamikaze import EmbeddedError, SyncQueue
+
+    where = {"embedded_runtime_dir": str(kz.runtime), "embedded_data_dir": str(kz.data)}
+    with SyncQueue(embedded=True, embedded_idle_timeout=1, **where) as queue:
+        queue.push("from-python", 100, 1)
+        assert [p.payload for p in queue.packages()] == ["from-python"]
+    wait_until(lambda: servers_on(kz.socket) == set(), "the idle server stopped", timeout=10)
+    link = kz.root / "linked-run"
+    link.symlink_to(kz.runtime)
+    cli = run("list", "--embedded", "--embedded-runtime-dir", str(link), env=kz.env)
+    with pytest.raises(EmbeddedError) as raised:
+        SyncQueue(embedded=True, embedded_runtime_dir=str(link))
+    assert cli.returncode == 1 and cli.stderr.strip() == f"Error: {raised.value}"

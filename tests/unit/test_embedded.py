@@ -184,11 +184,14 @@ def test_a_server_that_exits_at_once_says_how(
     )
 
 
-def test_no_server_and_no_service_says_how_to_start_one(tmp_path: Path) -> None:
+def test_no_server_and_no_service_starts_one_on_demand_or_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAMIKAZE_EMBEDDED_SERVER", str(tmp_path / "no-such-server"))
     server = EmbeddedServer.at(str(tmp_path / "run"), str(tmp_path / "data"))
-    with pytest.raises(EmbeddedError, match=r"no embedded server is running at .*; start one"):
+    with pytest.raises(EmbeddedError, match=r"cannot run the embedded server .*no-such-server"):
         server.require_running()
-    assert not (tmp_path / "run").exists()
+    assert not server.socket.exists()
 
 
 # What the commands say when the server does not answer (issue 13.2) ----------------------
@@ -229,6 +232,10 @@ def test_a_held_lifecycle_lock_means_the_server_is_being_started(down: EmbeddedS
 
 def test_the_file_of_a_service_that_died_is_not_a_running_service(down: EmbeddedServer) -> None:
     (down.runtime_dir / "users" / "4242.lock").touch()  # nobody holds its lock
-    with pytest.raises(EmbeddedError, match=r"no embedded server is running at .*; start one"):
-        down.require_running()
+    os.environ["KAMIKAZE_EMBEDDED_SERVER"] = "/nonexistent/server"
+    try:  # started on demand, not waited for: here, a binary that is not there
+        with pytest.raises(EmbeddedError, match=r"cannot run the embedded server"):
+            down.require_running()
+    finally:
+        del os.environ["KAMIKAZE_EMBEDDED_SERVER"]
     assert (down.runtime_dir / "users" / "4242.lock").exists()  # the commands only read

@@ -117,11 +117,15 @@ def test_without_aiohttp_it_says_which_extra_to_install(
     assert f"pip install 'kamikaze[web]>={__version__}'" in one_error_line(output)
 
 
-def test_embedded_without_a_running_server_is_exit_1(tmp_path: Path, no_redis_port: int) -> None:
+def test_an_embedded_server_that_cannot_start_is_exit_1(
+    tmp_path: Path, no_redis_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Started on demand (issue 25.1); a binary that cannot run is one line."""
+    monkeypatch.setenv("KAMIKAZE_EMBEDDED_SERVER", str(tmp_path / "no-such-server"))
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     code, output = web(
         "--embedded", "--embedded-runtime-dir", str(runtime), "--port", "0", port=no_redis_port
     )
     assert code == 1
-    assert "no embedded server is running" in one_error_line(output)
+    assert "cannot run the embedded server" in one_error_line(output)
