@@ -13,11 +13,14 @@ import itertools
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -385,6 +388,8 @@ def test_the_cases_cover_every_one_shot_command() -> None:
 # fast path takes, the full CLI takes with equal settings (and log settings),
 # and both give the same exit code, output and Redis state.
 
+EMBEDDED_DIR = Path(tempfile.gettempdir()) / f"kz-two-paths-{os.getpid()}"
+
 # Mostly what a user types, now and then what they should not.
 PAYLOADS = ["job", "a:b", "ü", "", "-5", "x y"]
 TTLS = ["60", "1e3", "0.5", "+2", "1_0"]
@@ -469,8 +474,14 @@ def test_what_the_fast_path_takes_the_full_cli_takes_alike(
     argv, env = line
     port, url = str(server.port), f"redis://127.0.0.1:{server.port}/0"
     argv = [placed(arg, port=port, url=url) for arg in argv]
-    # Never the machine's own Redis: host and port are the test server's unless told otherwise.
+    # Never the machine's own Redis: host and port are the test server's unless told otherwise;
+    # never an embedded server in the user's home: one that cannot start, the same on both paths.
     env = {"KAMIKAZE_REDIS_HOST": "127.0.0.1", "KAMIKAZE_REDIS_PORT": port}
+    env |= {
+        "KAMIKAZE_EMBEDDED_RUNTIME_DIR": str(EMBEDDED_DIR / "run"),
+        "KAMIKAZE_EMBEDDED_DATA_DIR": str(EMBEDDED_DIR / "data"),
+        "KAMIKAZE_EMBEDDED_SERVER": str(EMBEDDED_DIR / "no-server"),
+    }
     env |= {name: placed(value, port=port, url=url) for name, value in line[1].items()}
     try:
         taken = quick.parse(argv, {**env, "KAMIKAZE_FULL_CLI": ""})
@@ -498,3 +509,9 @@ def test_what_the_fast_path_takes_the_full_cli_takes_alike(
     assert full_settings and full_settings[-1] == taken.settings, (argv, env)
     full_logs = [item for item in seen["full"] if isinstance(item, tuple)]
     assert full_logs[:1] == [(taken.loglevel, taken.log_format)], (argv, env)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_embedded_dirs_left() -> Iterator[None]:
+    yield
+    shutil.rmtree(EMBEDDED_DIR, ignore_errors=True)
