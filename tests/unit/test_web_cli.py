@@ -124,8 +124,10 @@ def test_an_embedded_server_that_cannot_start_is_exit_1(
     monkeypatch.setenv("KAMIKAZE_EMBEDDED_SERVER", str(tmp_path / "no-such-server"))
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
+    data = tmp_path / "data"  # not the user's own (the lifecycle lock makes both)
     code, output = web(
-        "--embedded", "--embedded-runtime-dir", str(runtime), "--port", "0", port=no_redis_port
-    )
+        "--embedded", "--embedded-runtime-dir", str(runtime), "--embedded-data-dir", str(data),
+        "--port", "0", port=no_redis_port,
+    )  # fmt: skip
     assert code == 1
     assert "cannot run the embedded server" in one_error_line(output)
