@@ -73,12 +73,14 @@ async def test_zero_one_removes_every_package_we_push(queue: Queue, zero_one: Ze
 async def test_zero_one_lists_and_removes_what_our_cli_pushes(
     queue: Queue, zero_one: ZeroOne, env: dict[str, str]
 ) -> None:
+    pushed_at = time.time()
     for payload, ttl, priority in (("ours-a", "60", "1"), ("ours-b", "600", "5")):
         assert run("push", payload, ttl, priority, env=env).returncode == 0
     rows = zero_one.list()
+    taken = time.time() - pushed_at
     assert payloads(rows) == ["ours-a", "ours-b"]
     assert [float(row[0]) for row in rows] == [1.0, 5.0]
-    assert 59 < float(rows[0][3]) <= 60
+    assert 60 - taken - 0.1 < float(rows[0][3]) <= 60
     zero_one.remove("ours-a")
     assert [p.payload for p in await queue.packages()] == ["ours-b"]
 
@@ -86,11 +88,13 @@ async def test_zero_one_lists_and_removes_what_our_cli_pushes(
 async def test_we_list_and_remove_what_zero_one_pushes(
     queue: Queue, zero_one: ZeroOne, env: dict[str, str]
 ) -> None:
+    pushed_at = time.time()
     zero_one.push("theirs-a", 60, 2)
     zero_one.push("theirs-b", 600, 1)
     listed = json.loads(run("list", "--json", env=env).stdout)
+    taken = time.time() - pushed_at  # a loaded machine takes seconds for three processes
     assert [row["payload"] for row in listed] == ["theirs-b", "theirs-a"]
-    assert 59 < listed[1]["ttl"] <= 60 and listed[1]["priority"] == 2.0
+    assert 60 - taken - 0.1 < listed[1]["ttl"] <= 60 and listed[1]["priority"] == 2.0
     removed = run("remove", "theirs-b", env=env)
     assert removed.returncode == 0 and "removed 1 package" in removed.stderr
     assert payloads(zero_one.list()) == ["theirs-a"]
