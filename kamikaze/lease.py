@@ -55,7 +55,6 @@ class Lease:
         self.highest = 0  # the highest term seen: a new one is above it
         self.valid_until = 0.0  # monotonic: active until then, unless renewed
         self.free_at = time.monotonic() + length  # no earlier holder's lease is valid after
-        self.holder = ""  # the holder's owner id, when known
         self._expiry: asyncio.TimerHandle | None = None
         self._outage = Outage("the lease", quiet=True)
 
@@ -126,10 +125,13 @@ class Lease:
         if not is_link_failure(exc):
             log.error("cannot take or keep the lease (%s); standby until it can", exc)
 
-    async def _keep(self, queue: Queue, signals: Signals) -> None:
-        script = queue._script("lease")
+    async def _call(self, queue: Queue, op: str, term: int) -> Any:
+        """One lua/lease.lua call, given a quarter of the lease to come back."""
         keys = [queue.key, queue.keys.lease, queue.keys.terms]
-        length_ms = int(self.length * 1000)
+        args: list[str | int] = [op, self.owner, int(self.length * 1000), term]
+        return await asyncio.wait_for(queue._script("lease")(keys=keys, args=args), self.length / 4)
+
+    async def _keep(self, queue: Queue, signals: Signals) -> None:
         while True:
             sent = time.monotonic()
             if self.term:
@@ -138,9 +140,7 @@ class Lease:
                 op, term = "acquire", self.highest
             else:
                 op, term = "look", 0
-            held, holder_term, remaining, holder = await asyncio.wait_for(
-                script(keys=keys, args=[op, self.owner, length_ms, term]), self.length / 4
-            )
+            held, holder_term, remaining, holder = await self._call(queue, op, term)
             self._outage.back()  # a reply: what failed before works again
             self._seen(int(holder_term), int(remaining), holder)
             if op == "renew":
@@ -154,7 +154,6 @@ class Lease:
 
     def _seen(self, term: int, remaining_ms: int, holder: Any) -> None:
         """What the lease said: its holder's term and how long it lasts."""
-        self.holder = holder.decode() if isinstance(holder, bytes) else str(holder or "")
         self.highest = max(self.highest, term)
         if term and holder != self.owner and remaining_ms > 0:
             self.free_at = max(self.free_at, time.monotonic() + remaining_ms / 1000)
@@ -177,12 +176,7 @@ class Lease:
         term = self.term
         self.stop_being_active("the service is stopping")
         with contextlib.suppress(Exception):
-            script = queue._script("lease")
-            keys = [queue.key, queue.keys.lease, queue.keys.terms]
-            await asyncio.wait_for(
-                script(keys=keys, args=["release", self.owner, int(self.length * 1000), term]),
-                self.length / 4,
-            )
+            await self._call(queue, "release", term)
 
 
 def on_resume(lease: Lease) -> Callable[[], None]:
